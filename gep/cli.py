@@ -1,0 +1,115 @@
+"""The ``gep`` command: a thin shell over the flows and gep.pipeline.
+
+    gep run --config FILE [--year YYYY] [--county CODE] [--output DIR]
+    gep validate --config FILE [--year YYYY]
+    gep sample-data --config FILE [--force]
+    gep serve --config FILE
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _prefect_env() -> None:
+    """Offline, project-local Prefect: own home, no analytics, ephemeral server unless one is set."""
+    os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+
+
+def _print_summary(records: list[dict], output_dir: Path) -> None:
+    import pandas as pd
+    df = pd.DataFrame(records)
+    total = df["gep_yi_cny"].sum()
+    print(f"\nOutputs under {output_dir}/ (extent/, services/, gep/; year=YYYY/county_code=CCCCCC/part-0.parquet)")
+    print(f"County GEP summary, {df['year'].iloc[0]} ({len(df)} counties, total {total:,.2f} 亿元 = 1e8 CNY):")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(df.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+
+
+def cmd_run(args) -> int:
+    from gep.config import load_run_config
+    cfg = load_run_config(args.config, output_dir=args.output)  # fail fast on a bad file, before Prefect starts
+    cfg.resolve_year(args.year)
+    from flows.annual import annual_gep_flow, county_gep_flow
+    output = str(cfg.output_dir)
+    if args.county:
+        records = county_gep_flow(str(args.config), args.county, args.year, output)
+    else:
+        records = annual_gep_flow(str(args.config), args.year, output)
+    _print_summary(records, cfg.output_dir)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from gep import pipeline
+    from gep.config import load_run_config
+    cfg = load_run_config(args.config)
+    for year in ([args.year] if args.year else cfg.years):
+        pipeline.prepare(cfg, year).close()
+        print(f"{args.config}: inputs for {year} are valid")
+    return 0
+
+
+def cmd_sample_data(args) -> int:
+    from gep import io, sample_data
+    from gep.config import load_run_config
+    cfg = load_run_config(args.config)
+    targets = list(cfg.landcover.values()) + [a.path_for(y) for a in cfg.auxiliary.values() for y in cfg.years]
+    if not args.force and all(p.is_file() for p in targets):
+        print(f"sample rasters present ({len(targets)} files); use --force to regenerate")
+        return 0
+    b = cfg.boundaries
+    counties, problems = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field)
+    if problems:
+        from gep.errors import InputValidationError
+        raise InputValidationError(problems)
+    print("generating SYNTHETIC sample rasters (seeded, deterministic; about a minute) ...")
+    for p in sample_data.write_sample(cfg, counties):
+        print(f"  wrote {p}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from flows.deployment import serve
+    serve(args.config)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    _prefect_env()
+    parser = argparse.ArgumentParser(prog="gep", description="Gross Ecosystem Product accounting per county and year.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="validate inputs, compute and write one year's accounts")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--year", type=int)
+    p.add_argument("--county", help="county code: recompute and replace only this county's partitions")
+    p.add_argument("--output", type=Path, help="output directory (overrides output_dir of the configuration)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("validate", help="validate the inputs only (all configured years, or --year)")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--year", type=int)
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("sample-data", help="generate the SYNTHETIC sample rasters the configuration names")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_sample_data)
+    p = sub.add_parser("serve", help="serve the yearly scheduled deployment (needs `prefect server start`)")
+    p.add_argument("--config", required=True, type=Path)
+    p.set_defaults(func=cmd_serve)
+    args = parser.parse_args(argv)
+    from gep.errors import GepError
+    try:
+        return args.func(args)
+    except GepError as exc:
+        print(f"gep: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

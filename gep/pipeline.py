@@ -1,0 +1,309 @@
+"""Validate every input, then account every county, then write: the run as plain functions.
+
+``prepare`` checks all inputs before anything is computed and reports every problem at once;
+``account`` computes the county accounts in memory; ``write`` writes each partition atomically only
+after every county has been computed, so bad input or a failure never leaves partial output.
+Prefect flows (flows/) and the CLI (gep/cli.py) are thin layers over these functions.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from pydantic import ValidationError
+from rasterio.features import geometry_mask
+from rasterio.warp import transform_geom
+from rasterio.windows import Window
+from shapely.geometry import mapping, shape
+
+from gep import io
+from gep.accounts import CountyAccounts, CountyJob, ServiceRun, account_county
+from gep.config import LandCoverScheme, ReferenceData, RunConfig, load_reference_data, sha256_file
+from gep.errors import InputProblem, InputValidationError
+from gep.services import REGISTRY
+from gep.services.base import ServiceContext
+from gep.valuation import index_price
+from gep.zonal import DEFAULT_MAX_BLOCK_PIXELS, AuxSource, bounds_window
+
+log = logging.getLogger(__name__)
+
+MIN_AUX_COVERAGE = 0.5  # share of a county's area an auxiliary raster must cover with valid data
+STATISTICS_RANGES = {"paddy_share": (0.0, 1.0), "hot_day_share": (0.0, 1.0),
+                     "water_surface_evaporation_mm": (0.0, 3000.0)}
+
+
+@dataclass
+class PreparedRun:
+    """Validated, opened inputs of one run (one year, all or one county)."""
+
+    cfg: RunConfig
+    year: int
+    price_year: int
+    ref: ReferenceData
+    scheme: LandCoverScheme
+    counties: gpd.GeoDataFrame            # county_code, county_name, geometry in the land-cover CRS
+    landcover: rasterio.DatasetReader
+    aux: dict[str, AuxSource]
+    statistics: dict[str, dict[str, float]]  # county_code -> fields
+    services: list[tuple[str, object]]    # (service key, validated options)
+    lineage: dict[str, str] = field(default_factory=dict)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def jobs(self, max_block_pixels: int = DEFAULT_MAX_BLOCK_PIXELS) -> list[CountyJob]:
+        return [self.job(code, max_block_pixels) for code in self.counties["county_code"]]
+
+    def job(self, county_code: str, max_block_pixels: int = DEFAULT_MAX_BLOCK_PIXELS) -> CountyJob:
+        row = self.counties.loc[self.counties["county_code"] == county_code].iloc[0]
+        stats = self.statistics.get(county_code, {})
+        runs = [ServiceRun(REGISTRY[key], ServiceContext(self.ref, opts, stats, county_code, self.year))
+                for key, opts in self.services]
+        return CountyJob(county_code, row["county_name"], self.year, row.geometry, self.landcover, self.scheme,
+                         self.ref, runs, self.aux, stats, self.cfg.area_model, self.price_year, max_block_pixels)
+
+
+def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) -> PreparedRun:
+    """Validate all inputs for one year; raise :class:`InputValidationError` listing every problem."""
+    problems: list[InputProblem] = []
+    cfg_file = str(cfg.source_file or "run configuration")
+    year = cfg.resolve_year(year)
+    price_year = cfg.price_year_for(year)
+    ref = load_reference_data(cfg)
+    stack = contextlib.ExitStack()
+
+    scheme = ref.schemes.get(cfg.landcover_scheme)
+    if scheme is None:
+        problems.append(InputProblem(cfg_file, "landcover_scheme", f"unknown scheme {cfg.landcover_scheme!r}",
+                                     f"use one of {', '.join(ref.schemes)}"))
+
+    services: list[tuple[str, object]] = []
+    unknown_opts = set(cfg.services.options) - set(REGISTRY)
+    for key in sorted(unknown_opts):
+        problems.append(InputProblem(cfg_file, f"services.{key}", "options for an unknown service",
+                                     f"known services: {', '.join(sorted(REGISTRY))}"))
+    for key in cfg.services.enabled:
+        svc = REGISTRY.get(key)
+        if svc is None:
+            problems.append(InputProblem(cfg_file, "services.enabled", f"unknown service {key!r}",
+                                         f"known services: {', '.join(sorted(REGISTRY))}"))
+            continue
+        try:
+            opts = svc.Options.model_validate(cfg.services.options.get(key, {}))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"])
+                problems.append(InputProblem(cfg_file, f"services.{key}.{loc}", err["msg"], "correct the option"))
+            continue
+        try:
+            index_price(ref, svc.price_key(opts), price_year, svc.quantity_unit(opts))
+            ref.cpi_factor(price_year, year)
+        except InputValidationError as exc:
+            problems.extend(exc.problems)
+        services.append((key, opts))
+
+    counties, bproblems = io.read_boundaries(cfg.boundaries.path, cfg.boundaries.layer,
+                                             cfg.boundaries.code_field, cfg.boundaries.name_field)
+    problems += bproblems
+    if counties is not None and county is not None:
+        if county not in set(counties["county_code"]):
+            problems.append(InputProblem(str(cfg.boundaries.path), cfg.boundaries.code_field,
+                                         f"county {county} is not in the boundary file",
+                                         f"use one of {', '.join(sorted(counties['county_code']))}"))
+            counties = None
+        else:
+            counties = counties[counties["county_code"] == county].reset_index(drop=True)
+
+    lc_path = cfg.landcover[year]
+    landcover, lproblems = io.open_raster(lc_path, f"landcover.{year}")
+    problems += lproblems
+    if landcover is not None:
+        stack.enter_context(landcover)
+        if counties is not None and not bproblems:
+            counties, cproblems = _align_boundaries(cfg, counties, landcover)
+            problems += cproblems
+        if scheme is not None and counties is not None:
+            problems += _check_codes(lc_path, landcover, scheme, counties)
+
+    aux: dict[str, AuxSource] = {}
+    needed_aux = {a.name: (a, key) for key, _ in services for a in REGISTRY[key].aux_inputs}
+    for name, (aux_input, svc_key) in needed_aux.items():
+        acfg = cfg.auxiliary.get(name)
+        if acfg is None:
+            problems.append(InputProblem(cfg_file, f"auxiliary.{name}",
+                                         f"service {svc_key} needs the auxiliary raster {name!r}",
+                                         f"add [auxiliary.{name}] with path, unit = \"{aux_input.unit}\""))
+            continue
+        if acfg.unit != aux_input.unit:
+            problems.append(InputProblem(cfg_file, f"auxiliary.{name}.unit",
+                                         f"unit {acfg.unit!r} but {svc_key} expects {aux_input.unit!r}",
+                                         f"convert with `scale` and set unit = \"{aux_input.unit}\""))
+        path = acfg.path_for(year)
+        ds, aproblems = io.open_raster(path, f"auxiliary.{name}")
+        problems += aproblems
+        if ds is None:
+            continue
+        stack.enter_context(ds)
+        if counties is not None and landcover is not None:
+            problems += _check_aux_coverage(path, name, ds, counties, landcover.crs)
+        aux[name] = AuxSource(ds, acfg.scale, acfg.resampling)
+
+    statistics: dict[str, dict[str, float]] = {}
+    fields = [f for key, _ in services for f in REGISTRY[key].statistics_fields]
+    if scheme is not None and scheme.needs_paddy_share:
+        fields.append("paddy_share")
+    if fields and counties is not None:
+        statistics, sproblems = _load_statistics(cfg, cfg_file, sorted(set(fields)), counties, year)
+        problems += sproblems
+
+    if problems:
+        stack.close()
+        raise InputValidationError(problems)
+
+    lineage = _lineage(cfg, ref, year, lc_path, {k: cfg.auxiliary[k].path_for(year) for k in aux})
+    return PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
+                       lineage, stack)
+
+
+def _align_boundaries(cfg: RunConfig, counties: gpd.GeoDataFrame, landcover) -> tuple[gpd.GeoDataFrame | None, list]:
+    if counties.crs == landcover.crs:
+        return counties, []
+    if not cfg.boundaries.reproject:
+        return None, [InputProblem(str(cfg.boundaries.path), "crs",
+                                   f"boundary CRS {counties.crs.to_string()} differs from the land-cover CRS "
+                                   f"{landcover.crs.to_string()} ({landcover.name})",
+                                   "reproject the boundary file to the land-cover CRS, or set "
+                                   "[boundaries] reproject = true to transform it on the fly")]
+    return counties.to_crs(landcover.crs), []
+
+
+def _check_codes(path: Path, ds, scheme: LandCoverScheme, counties: gpd.GeoDataFrame) -> list[InputProblem]:
+    """Every pixel code in the counties' window must be in the scheme (or be nodata/excluded)."""
+    win = bounds_window(ds.transform, tuple(counties.total_bounds)).intersection(Window(0, 0, ds.width, ds.height))
+    counts: dict[int, int] = {}
+    step = max(1, 8_000_000 // max(1, int(win.width)))
+    for r0 in range(int(win.row_off), int(win.row_off + win.height), step):
+        n = min(step, int(win.row_off + win.height) - r0)
+        arr = ds.read(1, window=Window(win.col_off, r0, win.width, n))
+        values, cnt = np.unique(arr, return_counts=True)
+        for v, c in zip(values.tolist(), cnt.tolist()):
+            counts[v] = counts.get(v, 0) + c
+    known = set(scheme.classes) | {scheme.nodata, *scheme.excluded}
+    unknown = {v: c for v, c in sorted(counts.items()) if v not in known}
+    if not unknown:
+        return []
+    listing = ", ".join(f"{v} ({c:,} pixels)" for v, c in unknown.items())
+    return [InputProblem(str(path), "pixel values",
+                         f"land-cover codes not in scheme {scheme.key!r}: {listing}",
+                         f"use the right landcover_scheme (known codes: {sorted(scheme.classes)}), or add the "
+                         f"codes to configs/landcover_schemes.toml ([{scheme.key}.classes] or excluded)")]
+
+
+def _check_aux_coverage(path: Path, name: str, ds, counties: gpd.GeoDataFrame, lc_crs) -> list[InputProblem]:
+    """Each county must have valid auxiliary data over most of its area (outside the raster = no data)."""
+    problems = []
+    for code, geom in zip(counties["county_code"], counties.geometry):
+        g = shape(transform_geom(lc_crs, ds.crs, mapping(geom))) if lc_crs != ds.crs else geom
+        win = bounds_window(ds.transform, g.bounds)
+        arr = ds.read(1, window=win, boundless=True, masked=True)
+        inside = ~geometry_mask([g], out_shape=arr.shape, transform=ds.window_transform(win), all_touched=True)
+        valid = ~np.ma.getmaskarray(arr) & np.isfinite(arr.filled(0).astype(np.float64))
+        covered = float((inside & valid).sum()) / max(1, int(inside.sum()))
+        if covered < MIN_AUX_COVERAGE:
+            problems.append(InputProblem(str(path), f"auxiliary.{name}",
+                                         f"does not cover county {code}: valid data over {covered:.0%} of it",
+                                         "use a raster whose extent and valid data cover every county"))
+    return problems
+
+
+def _load_statistics(cfg, cfg_file, fields, counties, year):
+    if cfg.statistics is None:
+        return {}, [InputProblem(cfg_file, "statistics", f"county statistics needed for {', '.join(fields)}",
+                                 "add [statistics] path = \"county_statistics.csv\"")]
+    path = cfg.statistics.path
+    df, problems = io.read_statistics(path)
+    if df is None:
+        return {}, problems
+    missing = [f for f in fields if f not in df.columns]
+    if missing:
+        return {}, [InputProblem(str(path), ", ".join(missing), "column(s) needed by the enabled services missing",
+                                 "add them, one value per county and year")]
+    rows = df[df["year"] == year].set_index("county_code")
+    out: dict[str, dict[str, float]] = {}
+    for code in counties["county_code"]:
+        if code not in rows.index:
+            problems.append(InputProblem(str(path), "county_code, year", f"no row for county {code} in {year}",
+                                         f"add a row county_code={code}, year={year}"))
+            continue
+        values = {}
+        for f in fields:
+            v = pd.to_numeric(rows.at[code, f], errors="coerce")
+            lo, hi = STATISTICS_RANGES.get(f, (-np.inf, np.inf))
+            if not np.isfinite(v) or not lo <= v <= hi:
+                problems.append(InputProblem(str(path), f, f"county {code} {year}: {rows.at[code, f]!r} is not a "
+                                             f"number in [{lo}, {hi}]", "correct the value"))
+            values[f] = float(v)
+        out[code] = values
+    return out, problems
+
+
+def _lineage(cfg: RunConfig, ref: ReferenceData, year: int, lc_path: Path, aux_paths: dict[str, Path]) -> dict[str, str]:
+    files = {"boundaries": cfg.boundaries.path, f"landcover_{year}": lc_path, **{f"aux_{k}": p for k, p in aux_paths.items()}}
+    if cfg.statistics:
+        files["statistics"] = cfg.statistics.path
+    lineage = {"gep_version": version("gep"), "area_model": cfg.area_model,
+               "landcover_scheme": cfg.landcover_scheme, "price_year": str(cfg.price_year_for(year))}
+    lineage |= {f"sha256:{k}": sha256_file(Path(p)) for k, p in files.items()}
+    lineage |= {f"sha256:configs/{k}": v for k, v in ref.file_hashes.items()}
+    return lineage
+
+
+def account(prepared: PreparedRun, max_block_pixels: int = DEFAULT_MAX_BLOCK_PIXELS) -> list[CountyAccounts]:
+    """Compute the accounts of every county of a prepared run (nothing is written)."""
+    results = []
+    for job in prepared.jobs(max_block_pixels):
+        results.append(account_county(job))
+        log.info("county %s %s %d: GEP %.2f 亿元", job.county_code, job.county_name, job.year,
+                 results[-1].gep["gep_cny"].iloc[0] / 1e8)
+    return results
+
+
+def write(prepared: PreparedRun, results: list[CountyAccounts], output_dir: Path | None = None) -> list[Path]:
+    """Write every county's partitions (extent, services, gep), each atomically."""
+    out = Path(output_dir or prepared.cfg.output_dir)
+    tables = []
+    for acc in results:  # build every table first: a schema error must not leave half a run on disk
+        code = acc.gep["county_code"].iloc[0]
+        for name, df in (("extent", acc.extent), ("services", acc.services), ("gep", acc.gep)):
+            tables.append((name, code, io.to_table(df, name, prepared.lineage)))
+    return [io.write_partition(t, out, name, prepared.year, code) for name, code, t in tables]
+
+
+def summary(results: list[CountyAccounts]) -> pd.DataFrame:
+    """County summary table (one row per county) for loan officers and the console."""
+    gep = pd.concat([r.gep for r in results], ignore_index=True)
+    return gep[["county_code", "county_name", "year", "gep_yi_cny", "regulating_cny", "area_km2",
+                "gep_per_km2_cny", "plausibility_flag"]].assign(
+        regulating_yi_cny=lambda d: d.regulating_cny / 1e8,
+        gep_per_km2_yi_cny=lambda d: d.gep_per_km2_cny / 1e8,
+    )[["county_code", "county_name", "year", "gep_yi_cny", "regulating_yi_cny", "area_km2",
+       "gep_per_km2_yi_cny", "plausibility_flag"]]
+
+
+def run(cfg: RunConfig, year: int | None = None, county: str | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """Validate, compute and write one year (all counties, or one). Returns the summary and files."""
+    prepared = prepare(cfg, year, county)
+    try:
+        results = account(prepared)
+        files = write(prepared, results)
+    finally:
+        prepared.close()
+    return summary(results), files
