@@ -22,27 +22,30 @@ def _prefect_env() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 
 
-def _print_summary(records: list[dict], output_dir: Path) -> None:
+def _print_summary(records: list[dict], output_dir: Path, title: str) -> None:
     import pandas as pd
     df = pd.DataFrame(records)
     total = df["gep_yi_cny"].sum()
-    print(f"\nOutputs under {output_dir}/ (extent/, services/, gep/; year=YYYY/county_code=CCCCCC/part-0.parquet)")
+    print(f"\nRun: {title}" if title else "")
+    print(f"Outputs under {output_dir}/ (extent/, services/, gep/; year=YYYY/county_code=CCCCCC/part-0.parquet)")
     print(f"County GEP summary, {df['year'].iloc[0]} ({len(df)} counties, total {total:,.2f} 亿元 = 1e8 CNY):")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(df.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
 
 
 def cmd_run(args) -> int:
+    from gep import pipeline
     from gep.config import load_run_config
-    cfg = load_run_config(args.config, output_dir=args.output)  # fail fast on a bad file, before Prefect starts
-    cfg.resolve_year(args.year)
+    cfg = load_run_config(args.config, output_dir=args.output)
+    # Report bad input before the orchestrator starts (the flow validates again: it may run alone).
+    pipeline.prepare(cfg, args.year, args.county).close()
     from flows.annual import annual_gep_flow, county_gep_flow
     output = str(cfg.output_dir)
     if args.county:
         records = county_gep_flow(str(args.config), args.county, args.year, output)
     else:
         records = annual_gep_flow(str(args.config), args.year, output)
-    _print_summary(records, cfg.output_dir)
+    _print_summary(records, cfg.output_dir, cfg.title)
     return 0
 
 

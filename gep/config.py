@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,8 +122,7 @@ class RunConfig(_Strict):
 
 
 def _resolve(base: Path, p: Path | str) -> Path:
-    p = Path(p)
-    return p if p.is_absolute() else (base / p)
+    return Path(os.path.normpath(base / Path(p)))
 
 
 def load_run_config(path: str | Path, *, output_dir: str | Path | None = None) -> RunConfig:

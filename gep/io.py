@@ -163,5 +163,6 @@ def write_partition(table: pa.Table, output_dir: Path, dataset: str, year: int, 
 
 def read_dataset(output_dir: Path | str, dataset: str) -> pd.DataFrame:
     """Read an output dataset with its partition types kept (county_code str, year int32)."""
-    part = pads.partitioning(pa.schema([("year", pa.int32()), ("county_code", pa.string())]), flavor="hive")
+    keys = {c.name: c.type for c in vocabulary.DATASETS[dataset] if c.name in vocabulary.PARTITION_COLUMNS}
+    part = pads.partitioning(pa.schema([(k, keys[k]) for k in vocabulary.PARTITION_COLUMNS]), flavor="hive")
     return pd.read_parquet(Path(output_dir) / dataset, partitioning=part)

@@ -20,6 +20,7 @@ import rasterio
 from pydantic import ValidationError
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_geom
+from rasterio.errors import WindowError
 from rasterio.windows import Window
 from shapely.geometry import mapping, shape
 
@@ -187,7 +188,10 @@ def _align_boundaries(cfg: RunConfig, counties: gpd.GeoDataFrame, landcover) -> 
 
 def _check_codes(path: Path, ds, scheme: LandCoverScheme, counties: gpd.GeoDataFrame) -> list[InputProblem]:
     """Every pixel code in the counties' window must be in the scheme (or be nodata/excluded)."""
-    win = bounds_window(ds.transform, tuple(counties.total_bounds)).intersection(Window(0, 0, ds.width, ds.height))
+    try:
+        win = bounds_window(ds.transform, tuple(counties.total_bounds)).intersection(Window(0, 0, ds.width, ds.height))
+    except WindowError:  # the counties lie wholly outside the raster: reported as outside area
+        return []
     counts: dict[int, int] = {}
     step = max(1, 8_000_000 // max(1, int(win.width)))
     for r0 in range(int(win.row_off), int(win.row_off + win.height), step):

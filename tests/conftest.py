@@ -1,0 +1,39 @@
+"""Shared fixtures. Prefect runs offline with a throw-away home and no analytics."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="gep-prefect-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest  # noqa: E402
+
+from tiny_world import TinyWorld  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CONFIG = REPO / "configs" / "sample_run.toml"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> TinyWorld:
+    return TinyWorld(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def sample_config() -> Path:
+    """The bundled sample configuration, with its SYNTHETIC rasters generated if missing."""
+    from gep import io, sample_data
+    from gep.config import load_run_config
+    cfg = load_run_config(SAMPLE_CONFIG)
+    targets = list(cfg.landcover.values()) + [a.path_for(y) for a in cfg.auxiliary.values() for y in cfg.years]
+    if not all(p.is_file() for p in targets):
+        b = cfg.boundaries
+        counties, problems = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field)
+        assert not problems
+        sample_data.write_sample(cfg, counties)
+    return SAMPLE_CONFIG

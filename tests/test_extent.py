@@ -1,0 +1,82 @@
+"""Ecosystem extent account on the tiny world, against hand-computed areas."""
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from gep import pipeline
+from gep.config import load_run_config
+
+from test_area import SPHERE_ROWS_M2
+from tiny_world import PADDY
+
+R0, R1, R2, R3 = SPHERE_ROWS_M2
+STRIP_M2 = 4249707.631050548  # 0.01° x 0.04° east of the raster: R²·(0.01π/180)·(sin 31° − sin 30.96°)
+
+
+def _accounts(world):
+    cfg = load_run_config(world.write())
+    prep = pipeline.prepare(cfg, 2020)
+    try:
+        return {a.gep.county_code.iloc[0]: a for a in pipeline.account(prep)}
+    finally:
+        prep.close()
+
+
+def _area_ha(extent, code, ecosystem_type=None):
+    rows = extent[extent.lc_code == code]
+    if ecosystem_type:
+        rows = rows[rows.ecosystem_type == ecosystem_type]
+    return rows.area_ha.sum()
+
+
+def test_class_areas_match_hand_computed_pixel_areas(world):
+    acc = _accounts(world)
+    a = acc["000001"].extent
+    assert _area_ha(a, 2) == pytest.approx(2 * (R0 + R1) / 1e4, rel=1e-9)           # 4 forest pixels
+    assert _area_ha(a, 1) == pytest.approx((2 * R2 + R3) / 1e4, rel=1e-9)           # 3 cropland pixels
+    assert _area_ha(a, 9) == pytest.approx(R3 / 1e4, rel=1e-9)                      # 1 wetland pixel
+    b = acc["000002"].extent
+    assert _area_ha(b, 2) == pytest.approx(2 * R0 / 1e4, rel=1e-9)
+    assert _area_ha(b, 5) == pytest.approx(2 * R1 / 1e4, rel=1e-9)
+    assert _area_ha(b, 8) == pytest.approx((R2 + R3) / 1e4, rel=1e-9)
+    assert set(b.lc_code) == {2, 5, 8}  # nodata (0) is not a class
+
+
+def test_cropland_is_split_by_paddy_share(world):
+    a = _accounts(world)["000001"].extent
+    crop = (2 * R2 + R3) / 1e4
+    assert _area_ha(a, 1, "cropland_paddy") == pytest.approx(PADDY * crop, rel=1e-9)
+    assert _area_ha(a, 1, "cropland_dry") == pytest.approx((1 - PADDY) * crop, rel=1e-9)
+    assert sorted(a.loc[a.lc_code == 1, "type_share"]) == pytest.approx([1 - PADDY, PADDY])
+
+
+def test_area_pieces_add_up_to_the_polygon(world):
+    g = _accounts(world)["000002"].gep.iloc[0]
+    assert g.classified_area_km2 == pytest.approx((2 * R0 + 2 * R1 + R2 + R3) / 1e6, rel=1e-9)
+    assert g.nodata_area_km2 == pytest.approx((R2 + R3) / 1e6, rel=1e-9)
+    assert g.outside_raster_area_km2 == pytest.approx(STRIP_M2 / 1e6, rel=1e-6)
+    assert g.polygon_area_km2 == pytest.approx(
+        g.classified_area_km2 + g.nodata_area_km2 + g.outside_raster_area_km2, rel=1e-7)
+    assert g.area_km2 == g.classified_area_km2
+
+
+def test_partially_covered_pixels_count_by_covered_fraction(world):
+    # County A ends half-way through column 1: its column-1 pixels count half.
+    world.geometries = [box(120.00, 30.96, 120.015, 31.00), box(120.02, 30.96, 120.04, 31.00)]
+    a = _accounts(world)["000001"].extent
+    assert _area_ha(a, 2) == pytest.approx(1.5 * (R0 + R1) / 1e4, rel=1e-9)
+    assert _area_ha(a, 9) == pytest.approx(0.5 * R3 / 1e4, rel=1e-9)
+    assert a.loc[a.lc_code == 2, "pixel_count"].sum() == pytest.approx(3.0)
+
+
+def test_blocks_give_the_same_result_as_one_window(world):
+    cfg = load_run_config(world.write())
+    prep = pipeline.prepare(cfg, 2020)
+    try:
+        one = pipeline.account(prep)
+        rows = pipeline.account(prep, max_block_pixels=2)  # one raster row per block
+    finally:
+        prep.close()
+    for x, y in zip(one, rows):
+        np.testing.assert_allclose(x.extent.area_ha, y.extent.area_ha, rtol=1e-12)
+        np.testing.assert_allclose(x.services.value_cny, y.services.value_cny, rtol=1e-12)

@@ -1,0 +1,110 @@
+"""A tiny, hand-computable world: a 4x4 geographic land-cover raster, two counties, constant
+auxiliary rasters and a statistics table, written to a temporary folder with a run configuration.
+
+Land cover (CLCD codes), 0.01° pixels, north-west corner at 120.00 E, 31.00 N:
+
+    row 0 (31.00-30.99):  2 2 | 2 2
+    row 1 (30.99-30.98):  2 2 | 5 5
+    row 2 (30.98-30.97):  1 1 | 8 0
+    row 3 (30.97-30.96):  1 9 | 8 0
+                          A A   B B   (B's polygon extends 0.01° east, beyond the raster)
+
+County A = box(120.00, 30.96, 120.02, 31.00); county B = box(120.02, 30.96, 120.05, 31.00).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+LANDCOVER = np.array([[2, 2, 2, 2],
+                      [2, 2, 5, 5],
+                      [1, 1, 8, 0],
+                      [1, 9, 8, 0]], dtype=np.uint8)
+COUNTY_A = box(120.00, 30.96, 120.02, 31.00)
+COUNTY_B = box(120.02, 30.96, 120.05, 31.00)
+PRECIP_MM, ET_MM, NPP_KGC = 1400.0, 800.0, 0.54
+PADDY, HOT, WATER_EVAP = 0.75, 0.45, 900.0
+
+
+def write_raster(path: Path, arr: np.ndarray, transform, crs="EPSG:4326", nodata=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
+                       dtype=arr.dtype.name, crs=crs, transform=transform, nodata=nodata) as dst:
+        dst.write(arr, 1)
+    return path
+
+
+class TinyWorld:
+    """Writes the tiny world; every piece can be replaced before ``config()`` to make bad input."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.out = root / "out"
+        self.landcover = LANDCOVER.copy()
+        self.geometries = [COUNTY_A, COUNTY_B]
+        self.codes = ["000001", "000002"]
+        self.names = ["County A", "County B"]
+        self.boundary_crs = "EPSG:4326"
+        self.code_field = "code"
+        self.extra_config = ""
+        self.aux_bounds = (119.98, 30.94, 120.08, 31.02)  # covers both counties
+        self.statistics_rows: list[str] | None = None
+        self.et_resampling = "bilinear"
+
+    def write(self) -> Path:
+        r = self.root
+        gdf = gpd.GeoDataFrame({"code": self.codes, "name": self.names}, geometry=self.geometries, crs="EPSG:4326")
+        if self.boundary_crs != "EPSG:4326":
+            gdf = gdf.to_crs(self.boundary_crs)
+        gdf.to_file(r / "counties.gpkg", layer="counties", driver="GPKG")
+        write_raster(r / "lc_2020.tif", self.landcover, from_origin(120.0, 31.0, 0.01, 0.01), nodata=0)
+        w, s, e, n = self.aux_bounds
+        shape = (round((n - s) / 0.02), round((e - w) / 0.02))
+        t = from_origin(w, n, 0.02, 0.02)
+        for name, value in (("precip", PRECIP_MM), ("et", ET_MM), ("npp", NPP_KGC)):
+            write_raster(r / f"{name}_2020.tif", np.full(shape, value, dtype=np.float32), t, nodata=-9999.0)
+        rows = self.statistics_rows or [f"{c},2020,{PADDY},{HOT},{WATER_EVAP},illustrative test value" for c in self.codes]
+        (r / "stats.csv").write_text(
+            "county_code,year,paddy_share,hot_day_share,water_surface_evaporation_mm,source\n" + "\n".join(rows) + "\n")
+        return self.config()
+
+    def config(self) -> Path:
+        path = self.root / "run.toml"
+        path.write_text(f"""
+output_dir = "out"
+landcover_scheme = "clcd"
+price_year = 2020
+area_model = "sphere"
+{self.extra_config}
+[boundaries]
+path = "counties.gpkg"
+layer = "counties"
+code_field = "{self.code_field}"
+name_field = "name"
+
+[landcover]
+2020 = "lc_2020.tif"
+
+[auxiliary.precipitation]
+path = "precip_{{year}}.tif"
+unit = "mm/a"
+[auxiliary.actual_et]
+path = "et_{{year}}.tif"
+unit = "mm/a"
+resampling = "{self.et_resampling}"
+[auxiliary.npp]
+path = "npp_{{year}}.tif"
+unit = "kg C/m2/a"
+
+[statistics]
+path = "stats.csv"
+
+[services]
+enabled = ["water_conservation", "carbon_sequestration", "climate_regulation"]
+""")
+        return path
