@@ -112,10 +112,11 @@ def _pick(order_key: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.sort(part)]
 
 
-def make_landcover(counties: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, rasterio.Affine]:
-    """Land cover 2015 and 2020 (CLCD codes, 0 = sea/nodata) on the pilot grid."""
+def make_landcover(counties: gpd.GeoDataFrame, res: float = CLCD_RES
+                   ) -> tuple[np.ndarray, np.ndarray, rasterio.Affine]:
+    """Land cover 2015 and 2020 (CLCD codes, 0 = sea/nodata) on the pilot grid of pixel size ``res``."""
     rng = np.random.default_rng(SEED)
-    transform, rows, cols = grid()
+    transform, rows, cols = grid(res)
     shape = (rows, cols)
     lon = (transform.c + (np.arange(cols) + 0.5) * transform.a).astype(np.float32)
     lat = (transform.f + (np.arange(rows) + 0.5) * transform.e).astype(np.float32)

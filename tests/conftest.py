@@ -37,3 +37,17 @@ def sample_config() -> Path:
         assert not problems
         sample_data.write_sample(cfg, counties)
     return SAMPLE_CONFIG
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_prefect_temporary_server():
+    """Stop Prefect's ephemeral server while pytest still captures output.
+
+    Otherwise it stops at interpreter exit and logs to closed streams (PrefectHQ/prefect#16626).
+    """
+    yield
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+    APILogWorker.drain_all()  # send queued run logs while the server still listens
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
