@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gep.area import AreaModel, polygon_area_m2, row_areas_m2
 
-DEFAULT_MAX_BLOCK_PIXELS = 4_000_000
+DEFAULT_MAX_BLOCK_PIXELS = 500_000  # ~380 MB peak on the sample; larger blocks are not faster
 
 
 @dataclass(frozen=True)
