@@ -66,10 +66,10 @@ def row_areas_m2(transform: Affine, row_off: int, n_rows: int, crs: CRS, model: 
     return np.full(n_rows, abs(transform.a * transform.e) * projected_unit_m(crs) ** 2)
 
 
-def projected_unit_m(crs: CRS) -> float:
-    """Metres per CRS unit of a projected CRS."""
-    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-    return float(factor)
+def projected_unit_m(crs) -> float:
+    """Metres per CRS unit of a projected CRS (rasterio or pyproj CRS)."""
+    axes = CRS.from_user_input(crs).axis_info
+    return float(axes[0].unit_conversion_factor) if axes else 1.0
 
 
 def polygon_area_m2(geom: BaseGeometry, crs: CRS, model: AreaModel) -> float:

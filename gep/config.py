@@ -152,7 +152,7 @@ def load_run_config(path: str | Path, *, output_dir: str | Path | None = None) -
                 problems.append(InputProblem(str(path), loc, err["msg"], "correct the value"))
         raise InputValidationError(problems) from exc
     updates: dict[str, Any] = {
-        "output_dir": _resolve(base, output_dir) if output_dir is not None else _resolve(base, cfg.output_dir),
+        "output_dir": Path(output_dir).resolve() if output_dir is not None else _resolve(base, cfg.output_dir),
         "boundaries": cfg.boundaries.model_copy(update={"path": _resolve(base, cfg.boundaries.path)}),
         "landcover": {y: _resolve(base, p) for y, p in cfg.landcover.items()},
         "auxiliary": {k: a.model_copy(update={"path": str(_resolve(base, a.path))}) for k, a in cfg.auxiliary.items()},
@@ -163,8 +163,6 @@ def load_run_config(path: str | Path, *, output_dir: str | Path | None = None) -
     for key in ("schemes_file", "coefficients_file", "prices_file", "cpi_file"):
         if key in raw:
             updates[key] = _resolve(base, raw[key])
-    if output_dir is not None:
-        updates["output_dir"] = Path(output_dir).resolve()
     return cfg.model_copy(update=updates)
 
 

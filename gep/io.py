@@ -19,6 +19,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import rasterio
 from rasterio.errors import RasterioIOError
+from shapely.validation import explain_validity
 
 from gep import vocabulary
 from gep.errors import InputProblem
@@ -74,7 +75,7 @@ def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: 
 
 
 def shapely_reason(geom) -> str:
-    from shapely.validation import explain_validity
+    """Why a geometry is unusable, in shapely's words."""
     if geom is None or geom.is_empty:
         return "empty"
     return explain_validity(geom)

@@ -106,7 +106,6 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) 
             continue
         try:
             index_price(ref, svc.price_key(opts), price_year, svc.quantity_unit(opts))
-            ref.cpi_factor(price_year, year)
         except InputValidationError as exc:
             problems.extend(exc.problems)
         services.append((key, opts))

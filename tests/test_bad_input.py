@@ -166,3 +166,13 @@ def test_county_outside_the_boundary_file(world, capsys):
 def test_validate_command_reports_ok(world, capsys):
     assert main(["validate", "--config", str(world.write())]) == 0
     assert "inputs for 2020 are valid" in capsys.readouterr().out
+
+
+def test_options_for_unknown_service_and_bad_option(world, capsys):
+    config = world.write()
+    config.write_text(config.read_text() + '\n[services.pollination]\nrate = 1\n'
+                      '[services.carbon_sequestration]\nmethod = "guess"\n')
+    code, err = _run_cli(config, capsys)
+    assert code == 2
+    assert "[services.pollination]: options for an unknown service" in err
+    assert "[services.carbon_sequestration.method]" in err

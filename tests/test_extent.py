@@ -80,3 +80,39 @@ def test_blocks_give_the_same_result_as_one_window(world):
     for x, y in zip(one, rows):
         np.testing.assert_allclose(x.extent.area_ha, y.extent.area_ha, rtol=1e-12)
         np.testing.assert_allclose(x.services.value_cny, y.services.value_cny, rtol=1e-12)
+
+
+def test_esa_worldcover_scheme(world):
+    # The same map in WorldCover codes: 40 cropland, 10 tree cover, 80 water, 90 wetland, 50 built-up.
+    lut = np.zeros(256, dtype=np.uint8)
+    lut[[1, 2, 5, 8, 9]] = [40, 10, 80, 50, 90]
+    world.landcover = lut[world.landcover]
+    world.scheme = "esa_worldcover"
+    acc = _accounts(world)
+    a = acc["000001"].extent
+    assert _area_ha(a, 10) == pytest.approx(2 * (R0 + R1) / 1e4, rel=1e-9)
+    assert _area_ha(a, 40, "cropland_paddy") == pytest.approx(PADDY * (2 * R2 + R3) / 1e4, rel=1e-9)
+    assert set(a.ecosystem_type) == {"forest", "cropland_paddy", "cropland_dry", "wetland"}
+    assert set(acc["000002"].extent.lc_name) == {"Tree cover", "Permanent water bodies", "Built-up"}
+
+
+def test_projected_landcover_uses_constant_cell_areas(world):
+    # UTM 50N, 30 m pixels: every pixel is 900 m²; auxiliary rasters stay geographic and are warped.
+    from rasterio.transform import from_origin
+    from pyproj import Transformer
+    world.crs = "EPSG:32650"
+    world.boundary_crs = "EPSG:32650"
+    world.lc_transform = from_origin(500_000, 3_430_000, 30, 30)
+    world.geometries = [box(500_000, 3_429_880, 500_060, 3_430_000), box(500_060, 3_429_880, 500_150, 3_430_000)]
+    lon, lat = Transformer.from_crs(32650, 4326, always_xy=True).transform(500_060, 3_429_940)
+    world.aux_bounds = (round(lon, 2) - 0.04, round(lat, 2) - 0.04, round(lon, 2) + 0.04, round(lat, 2) + 0.04)
+    acc = _accounts(world)
+    a, b = acc["000001"], acc["000002"]
+    assert _area_ha(a.extent, 2) == pytest.approx(4 * 900 / 1e4)
+    assert _area_ha(a.extent, 1) == pytest.approx(3 * 900 / 1e4)
+    g = b.gep.iloc[0]
+    assert g.classified_area_km2 == pytest.approx(6 * 900 / 1e6)
+    assert g.nodata_area_km2 == pytest.approx(2 * 900 / 1e6)
+    assert g.outside_raster_area_km2 == pytest.approx(30 * 120 / 1e6)  # the 30 m strip east of the raster
+    wc = a.services.set_index(["service", "ecosystem_type"]).loc[("water_conservation", "forest"), "quantity"]
+    assert wc == pytest.approx((1400 * (1 - 0.0465) - 800) * 1e-3 * 4 * 900, rel=1e-5)

@@ -188,3 +188,40 @@ def test_services_register_themselves():
     assert set(REGISTRY) >= {"water_conservation", "carbon_sequestration", "climate_regulation"}
     for svc in REGISTRY.values():
         assert svc.category in {"provisioning", "regulating", "cultural"}
+
+
+def test_accounting_year_prices_index_to_each_year(world):
+    config = world.write()
+    config.write_text(config.read_text().replace("price_year = 2020", 'price_year = "accounting_year"'))
+    cfg = load_run_config(config)
+    assert cfg.price_year_for(2015) == 2015 and cfg.price_year_for(2020) == 2020
+    row = pipeline.run(cfg)[0]
+    assert len(row) == 2
+
+
+def test_constant_prices_of_another_year(world):
+    config = world.write()
+    config.write_text(config.read_text().replace("price_year = 2020", "price_year = 2010"))
+    cfg = load_run_config(config)
+    prep = pipeline.prepare(cfg, 2020)
+    try:
+        s = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
+    finally:
+        prep.close()
+    row = s.loc[("water_conservation", "forest")]
+    assert row.price_year == 2010 and row.unit_price == pytest.approx(7.06, abs=0.005)  # S-Garze's 2010 price
+    assert s.loc[("carbon_sequestration", "forest"), "unit_price"] == 380.0
+
+
+def test_photosynthesis_route_option(world):
+    config = world.write()
+    config.write_text(config.read_text() + '\n[services.carbon_sequestration]\nmethod = "photosynthesis"\n')
+    prep = pipeline.prepare(load_run_config(config), 2020)
+    try:
+        s = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
+    finally:
+        prep.close()
+    row = s.loc[("carbon_sequestration", "forest")]
+    assert row.quantity == pytest.approx(1.63 * NPP_KGC / 0.45 * 2 * (R0 + R1) / 1000, rel=1e-6)
+    assert row.method.startswith("photosynthesis route")
+    assert "co2_per_dry_matter=1.63" in row.parameters

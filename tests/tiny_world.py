@@ -47,6 +47,9 @@ class TinyWorld:
         self.out = root / "out"
         self.landcover = LANDCOVER.copy()
         self.geometries = [COUNTY_A, COUNTY_B]
+        self.crs = "EPSG:4326"  # of the land cover and of `geometries`
+        self.lc_transform = from_origin(120.0, 31.0, 0.01, 0.01)
+        self.scheme = "clcd"
         self.codes = ["000001", "000002"]
         self.names = ["County A", "County B"]
         self.boundary_crs = "EPSG:4326"
@@ -58,11 +61,11 @@ class TinyWorld:
 
     def write(self) -> Path:
         r = self.root
-        gdf = gpd.GeoDataFrame({"code": self.codes, "name": self.names}, geometry=self.geometries, crs="EPSG:4326")
-        if self.boundary_crs != "EPSG:4326":
+        gdf = gpd.GeoDataFrame({"code": self.codes, "name": self.names}, geometry=self.geometries, crs=self.crs)
+        if self.boundary_crs != self.crs:
             gdf = gdf.to_crs(self.boundary_crs)
         gdf.to_file(r / "counties.gpkg", layer="counties", driver="GPKG")
-        write_raster(r / "lc_2020.tif", self.landcover, from_origin(120.0, 31.0, 0.01, 0.01), nodata=0)
+        write_raster(r / "lc_2020.tif", self.landcover, self.lc_transform, crs=self.crs, nodata=0)
         w, s, e, n = self.aux_bounds
         shape = (round((n - s) / 0.02), round((e - w) / 0.02))
         t = from_origin(w, n, 0.02, 0.02)
@@ -77,7 +80,7 @@ class TinyWorld:
         path = self.root / "run.toml"
         path.write_text(f"""
 output_dir = "out"
-landcover_scheme = "clcd"
+landcover_scheme = "{self.scheme}"
 price_year = 2020
 area_model = "sphere"
 {self.extra_config}

@@ -17,7 +17,8 @@ Adding a service = one new module in ``gep/services/`` + its coefficients/prices
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -65,10 +66,9 @@ class TypeQuantity:
     quantity: float = 0.0
     area_m2: float = 0.0
     defaulted_area_m2: float = 0.0
-    parameters: list[Coefficient] = field(default_factory=list)
 
 
-class Service:
+class Service(ABC):
     key: ClassVar[str]
     name_zh: ClassVar[str]
     category: ClassVar[Category]
@@ -76,28 +76,32 @@ class Service:
     statistics_fields: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type[BaseModel]] = NoOptions
 
+    @abstractmethod
     def quantity_unit(self, options: BaseModel) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def price_key(self, options: BaseModel) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def method(self, options: BaseModel) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def credited_types(self, ref: ReferenceData, options: BaseModel) -> tuple[str, ...]:
-        raise NotImplementedError
+        ...
 
     def parameters(self, ecosystem_type: str, ctx: ServiceContext) -> list[Coefficient]:
         """Coefficients behind a row, for the audit trail."""
         return []
 
+    @abstractmethod
     def block_quantity(self, block: ServiceBlock, ctx: ServiceContext) -> dict[str, tuple[float, float]]:
         """Quantity per credited ecosystem type in this block, and the area that used default inputs.
 
         Returns ``{ecosystem_type: (quantity, defaulted_area_m2)}``.
         """
-        raise NotImplementedError
 
 
 def aux_values(block: ServiceBlock, ctx: ServiceContext, aux: AuxInput, ecosystem_type: str
