@@ -59,7 +59,7 @@ def _run(config_path: str, year: int | None, county: str | None, output_dir: str
     return table.to_dict(orient="records")
 
 
-@flow(name="gep-annual", log_prints=False)
+@flow(name="gep-annual")
 def annual_gep_flow(config_path: str, year: int | None = None, output_dir: str | None = None) -> list[dict]:
     """GEP accounts of every county for one year (default: the configuration's default/latest year)."""
     return _run(config_path, year, None, output_dir)
