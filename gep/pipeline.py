@@ -74,21 +74,55 @@ class PreparedRun:
 
 def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) -> PreparedRun:
     """Validate all inputs for one year; raise :class:`InputValidationError` listing every problem."""
-    problems: list[InputProblem] = []
     cfg_file = str(cfg.source_file or "run configuration")
     year = cfg.resolve_year(year)
     price_year = cfg.price_year_for(year)
     ref = load_reference_data(cfg)
-    stack = contextlib.ExitStack()
+    problems: list[InputProblem] = []
 
     scheme = ref.schemes.get(cfg.landcover_scheme)
     if scheme is None:
         problems.append(InputProblem(cfg_file, "landcover_scheme", f"unknown scheme {cfg.landcover_scheme!r}",
                                      f"use one of {', '.join(ref.schemes)}"))
+    services, found = _check_services(cfg, cfg_file, ref, price_year)
+    problems += found
+    counties, found = _read_counties(cfg, county)
+    problems += found
 
-    services: list[tuple[str, object]] = []
-    unknown_opts = set(cfg.services.options) - set(REGISTRY)
-    for key in sorted(unknown_opts):
+    with contextlib.ExitStack() as stack:  # closes every opened raster unless the run is returned
+        lc_path = cfg.landcover[year]
+        landcover, found = io.open_raster(lc_path, f"landcover.{year}")
+        problems += found
+        if landcover is not None:
+            stack.enter_context(landcover)
+            if counties is not None:
+                counties, found = _align_boundaries(cfg, counties, landcover)
+                problems += found
+            if scheme is not None and counties is not None:
+                problems += _check_codes(lc_path, landcover, scheme, counties)
+        aux, found = _open_auxiliary(cfg, cfg_file, services, year, counties,
+                                     landcover.crs if landcover is not None else None, stack)
+        problems += found
+
+        statistics: dict[str, dict[str, float]] = {}
+        fields = {f for key, _ in services for f in REGISTRY[key].statistics_fields}
+        if scheme is not None and scheme.needs_paddy_share:
+            fields.add("paddy_share")
+        if fields and counties is not None:
+            statistics, found = _load_statistics(cfg, cfg_file, sorted(fields), counties, year)
+            problems += found
+
+        if problems:
+            raise InputValidationError(problems)
+        lineage = _lineage(cfg, ref, year, lc_path, {k: cfg.auxiliary[k].path_for(year) for k in aux})
+        return PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
+                           lineage, stack.pop_all())
+
+
+def _check_services(cfg: RunConfig, cfg_file: str, ref: ReferenceData, price_year: int):
+    """Enabled services with validated options; each must have a price in its quantity's unit."""
+    problems, services = [], []
+    for key in sorted(set(cfg.services.options) - set(REGISTRY)):
         problems.append(InputProblem(cfg_file, f"services.{key}", "options for an unknown service",
                                      f"known services: {', '.join(sorted(REGISTRY))}"))
     for key in cfg.services.enabled:
@@ -109,33 +143,30 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) 
         except InputValidationError as exc:
             problems.extend(exc.problems)
         services.append((key, opts))
+    return services, problems
 
-    counties, bproblems = io.read_boundaries(cfg.boundaries.path, cfg.boundaries.layer,
-                                             cfg.boundaries.code_field, cfg.boundaries.name_field)
-    problems += bproblems
-    if counties is not None and county is not None:
-        if county not in set(counties["county_code"]):
-            problems.append(InputProblem(str(cfg.boundaries.path), cfg.boundaries.code_field,
-                                         f"county {county} is not in the boundary file",
-                                         f"use one of {', '.join(sorted(counties['county_code']))}"))
-            counties = None
-        else:
-            counties = counties[counties["county_code"] == county].reset_index(drop=True)
 
-    lc_path = cfg.landcover[year]
-    landcover, lproblems = io.open_raster(lc_path, f"landcover.{year}")
-    problems += lproblems
-    if landcover is not None:
-        stack.enter_context(landcover)
-        if counties is not None and not bproblems:
-            counties, cproblems = _align_boundaries(cfg, counties, landcover)
-            problems += cproblems
-        if scheme is not None and counties is not None:
-            problems += _check_codes(lc_path, landcover, scheme, counties)
+def _read_counties(cfg: RunConfig, county: str | None):
+    """The boundary file's counties (all, or the one asked for)."""
+    b = cfg.boundaries
+    counties, problems = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field)
+    if problems or counties is None:
+        return None, problems
+    if county is None:
+        return counties, []
+    if county not in set(counties["county_code"]):
+        return None, [InputProblem(str(b.path), b.code_field, f"county {county} is not in the boundary file",
+                                   f"use one of {', '.join(sorted(counties['county_code']))}")]
+    return counties[counties["county_code"] == county].reset_index(drop=True), []
 
+
+def _open_auxiliary(cfg: RunConfig, cfg_file: str, services, year: int, counties, lc_crs,
+                    stack: contextlib.ExitStack):
+    """Open the auxiliary rasters the enabled services need; check units and county coverage."""
+    problems: list[InputProblem] = []
     aux: dict[str, AuxSource] = {}
-    needed_aux = {a.name: (a, key) for key, _ in services for a in REGISTRY[key].aux_inputs}
-    for name, (aux_input, svc_key) in needed_aux.items():
+    needed = {a.name: (a, key) for key, _ in services for a in REGISTRY[key].aux_inputs}
+    for name, (aux_input, svc_key) in needed.items():
         acfg = cfg.auxiliary.get(name)
         if acfg is None:
             problems.append(InputProblem(cfg_file, f"auxiliary.{name}",
@@ -147,30 +178,15 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) 
                                          f"unit {acfg.unit!r} but {svc_key} expects {aux_input.unit!r}",
                                          f"convert with `scale` and set unit = \"{aux_input.unit}\""))
         path = acfg.path_for(year)
-        ds, aproblems = io.open_raster(path, f"auxiliary.{name}")
-        problems += aproblems
+        ds, found = io.open_raster(path, f"auxiliary.{name}")
+        problems += found
         if ds is None:
             continue
         stack.enter_context(ds)
-        if counties is not None and landcover is not None:
-            problems += _check_aux_coverage(path, name, ds, counties, landcover.crs)
+        if counties is not None and lc_crs is not None:
+            problems += _check_aux_coverage(path, name, ds, counties, lc_crs)
         aux[name] = AuxSource(ds, acfg.scale, acfg.resampling)
-
-    statistics: dict[str, dict[str, float]] = {}
-    fields = [f for key, _ in services for f in REGISTRY[key].statistics_fields]
-    if scheme is not None and scheme.needs_paddy_share:
-        fields.append("paddy_share")
-    if fields and counties is not None:
-        statistics, sproblems = _load_statistics(cfg, cfg_file, sorted(set(fields)), counties, year)
-        problems += sproblems
-
-    if problems:
-        stack.close()
-        raise InputValidationError(problems)
-
-    lineage = _lineage(cfg, ref, year, lc_path, {k: cfg.auxiliary[k].path_for(year) for k in aux})
-    return PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
-                       lineage, stack)
+    return aux, problems
 
 
 def _align_boundaries(cfg: RunConfig, counties: gpd.GeoDataFrame, landcover) -> tuple[gpd.GeoDataFrame | None, list]:
@@ -205,7 +221,8 @@ def _check_codes(path: Path, ds, scheme: LandCoverScheme, counties: gpd.GeoDataF
         return []
     listing = ", ".join(f"{v} ({c:,} pixels)" for v, c in unknown.items())
     return [InputProblem(str(path), "pixel values",
-                         f"land-cover codes not in scheme {scheme.key!r}: {listing}",
+                         f"land-cover codes not in scheme {scheme.key!r} (counted over the counties' "
+                         f"bounding box): {listing}",
                          f"use the right landcover_scheme (known codes: {sorted(scheme.classes)}), or add the "
                          f"codes to configs/landcover_schemes.toml ([{scheme.key}.classes] or excluded)")]
 
