@@ -68,9 +68,11 @@ SEATS = {  # county seats (lon, lat), approximate
 # official land area (Jiaxing: 4,605 vs 4,223 km², data/raw/README.md).
 BAY = [(120.88, 30.20), (120.90, 30.36), (120.935, 30.41), (120.965, 30.47), (121.01, 30.53), (121.06, 30.57),
        (121.10, 30.605), (121.20, 30.655), (121.30, 30.695), (121.40, 30.72), (121.40, 30.20)]
-# The Qiantang estuary along Haining and west Haiyan: open water (class 5), not sea [E].
+# The Qiantang estuary: open water (class 5), not sea [E]. Inside the counties everything south of
+# the north bank is river (their polygons end mid-stream); outside them, a band about 3 km wide.
 ESTUARY = [(120.25, 30.20), (120.25, 30.30), (120.45, 30.32), (120.62, 30.335), (120.75, 30.35),
            (120.90, 30.355), (120.90, 30.20)]
+QIANTANG = [(120.20, 30.285), (120.45, 30.305), (120.62, 30.32), (120.75, 30.335), (120.92, 30.345)]
 TAIHU = (120.23, 31.22, 0.34, 0.27)  # centre lon, lat; semi-axes in degrees
 
 
@@ -87,15 +89,22 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) ->
 
 
 def _canals(rng, transform, shape, hill) -> np.ndarray:
-    """A dense, wobbly canal grid on the plain (1 pixel = 30 m wide), plus a few wider rivers."""
+    """A dense network of meandering canals on the plain (1 pixel = 30 m wide), plus wider rivers.
+
+    Each canal is a random walk of 150 m steps with a persistent heading, mostly north-south or
+    east-west as the plain's polder ditches are, 2-9 km long.
+    """
     west, south, east, north = BBOX
+    n = 2600
+    start = np.c_[rng.uniform(west, east, n), rng.uniform(south, north, n)]
+    heading = rng.integers(0, 4, n) * (np.pi / 2) + rng.normal(0, 0.25, n)
+    steps = rng.integers(15, 60, n)
+    turns = rng.normal(0, 0.12, (n, 60)).cumsum(axis=1) + heading[:, None]
+    step_deg = 0.0015
     lines = []
-    for lon in np.arange(west, east, 0.012):
-        lats = np.linspace(south, north, 60)
-        lines.append(LineString(np.c_[lon + np.cumsum(rng.normal(0, 0.0012, lats.size)), lats]))
-    for lat in np.arange(south, north, 0.011):
-        lons = np.linspace(west, east, 120)
-        lines.append(LineString(np.c_[lons, lat + np.cumsum(rng.normal(0, 0.0010, lons.size))]))
+    for i in range(n):
+        xy = start[i] + np.c_[np.cos(turns[i, :steps[i]]), np.sin(turns[i, :steps[i]])].cumsum(axis=0) * step_deg
+        lines.append(LineString(np.vstack([start[i], xy])))
     canal = rasterize(((ln, 1) for ln in lines), out_shape=shape, transform=transform, dtype=np.uint8)
     rivers = [LineString([(120.10, 30.60), (120.30, 30.66), (120.55, 30.72), (120.76, 30.78), (121.05, 30.92)]),
               LineString([(119.70, 30.55), (119.90, 30.70), (120.05, 30.85), (120.15, 30.95)])]
@@ -137,7 +146,9 @@ def make_landcover(counties: gpd.GeoDataFrame, res: float = CLCD_RES
     cx, cy, ax, ay = TAIHU
     shore = 0.25 * (smooth_noise(rng, shape, 90) - 0.5)  # an irregular shoreline, not an ellipse
     taihu = (((lon[None, :] - cx) / ax) ** 2 + ((lat[:, None] - cy) / ay) ** 2) < 1 + shore
-    estuary = (rasterize([(Polygon(ESTUARY), 1)], out_shape=shape, transform=transform, dtype=np.uint8) > 0) & ~sea
+    south_of_bank = rasterize([(Polygon(ESTUARY), 1)], out_shape=shape, transform=transform, dtype=np.uint8) > 0
+    river = rasterize([(LineString(QIANTANG).buffer(0.014), 1)], out_shape=shape, transform=transform, dtype=np.uint8) > 0
+    estuary = ((south_of_bank & (county_ids > 0)) | river) & ~sea
     canal = _canals(rng, transform, shape, hill)
     ponds = smooth_noise(rng, shape, 12) * (1 - hill)
     fine = smooth_noise(rng, shape, 6)
