@@ -205,7 +205,7 @@ def make_landcover(counties: gpd.GeoDataFrame, res: float = CLCD_RES
 # Per-class values used to build the coarse auxiliary rasters [E, methodology §6.3 ranges].
 ET_MM = {CROP: 720, FOREST: 830, SHRUB: 720, GRASS: 660, WATER: np.nan, BARREN: 300, BUILT: 380, WETLAND: 880}
 NPP_KGC = {CROP: 0.55, FOREST: 0.78, SHRUB: 0.52, GRASS: 0.42, WATER: np.nan, BARREN: 0.05, BUILT: 0.12, WETLAND: 0.60}
-YEAR_PRECIP_FACTOR = {2015: 1.12, 2020: 1.08}  # both wet years in northern Zhejiang [E]
+YEAR_PRECIP_FACTOR = {2015: 1.06, 2020: 1.04}  # both somewhat wet years in northern Zhejiang [E]
 
 
 def _class_mean(lc: np.ndarray, table: dict[int, float], factor: int) -> np.ndarray:
@@ -216,10 +216,10 @@ def _class_mean(lc: np.ndarray, table: dict[int, float], factor: int) -> np.ndar
     vals = lut[lc]
     rows, cols = (lc.shape[0] // factor) * factor, (lc.shape[1] // factor) * factor
     blocks = vals[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
-    valid = np.isfinite(blocks).mean(axis=(1, 3))
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(np.where(np.isfinite(blocks), blocks, np.nan), axis=(1, 3))
-    return np.where(valid >= 0.5, mean, np.nan).astype(np.float32)
+    finite = np.isfinite(blocks)
+    count = finite.sum(axis=(1, 3))
+    mean = np.where(finite, blocks, 0.0).sum(axis=(1, 3)) / np.maximum(count, 1)
+    return np.where(count >= 0.5 * factor * factor, mean, np.nan).astype(np.float32)
 
 
 def _write(path: Path, arr: np.ndarray, transform, crs: str, nodata, description: str, unit: str = "") -> None:
@@ -252,7 +252,7 @@ def write_sample(cfg: RunConfig, counties: gpd.GeoDataFrame) -> list[Path]:
                                       WETLAND: 0.0, BARREN: 0.0}, f)
         hill_share = ndimage.gaussian_filter(np.nan_to_num(hill_share, nan=0.0), 6)
         west = np.linspace(1.0, 0.0, hill_share.shape[1])[None, :]
-        precip = (1180 + 260 * west + 280 * hill_share + 40 * (smooth_noise(rng, hill_share.shape, 8) - 0.5))
+        precip = (1150 + 180 * west + 200 * hill_share + 40 * (smooth_noise(rng, hill_share.shape, 8) - 0.5))
         precip = (precip * YEAR_PRECIP_FACTOR.get(year, 1.0)).astype(np.float32)
         t1 = rasterio.Affine(transform.a * f, 0, transform.c, 0, transform.e * f, transform.f)
         pa = cfg.auxiliary["precipitation"].path_for(year)
