@@ -3,8 +3,8 @@
 - ``annual_gep_flow``: all counties of the boundary file, one year.
 - ``county_gep_flow``: one county, one year; replaces only that county's partitions.
 
-Tasks whose I/O can fail (reading rasters, writing partitions) retry; validation does not (bad input
-stays bad). Each county logs one line; the county summary is published as a table artifact.
+Tasks whose I/O can fail (reading rasters, writing partitions) retry on I/O errors only; validation
+does not retry (bad input stays bad). Each county logs one line; the county summary is published as a table artifact.
 """
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ from gep.config import load_run_config
 SUMMARY_ARTIFACT_KEY = "gep-county-summary"
 
 
+def retry_on_io_error(task, task_run, state) -> bool:
+    """Retry failures to read or write files (OSError, RasterioIOError); bad input and bugs fail at once."""
+    exc = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
+    return isinstance(exc, OSError)
+
+
 @task(name="validate-inputs", cache_policy=NO_CACHE)
 def validate_inputs(config_path: str, year: int | None, county: str | None,
                     output_dir: str | None) -> pipeline.PreparedRun:
@@ -28,8 +34,8 @@ def validate_inputs(config_path: str, year: int | None, county: str | None,
     return pipeline.prepare(cfg, year, county)
 
 
-@task(name="account-county", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
-      task_run_name="account-{county_code}")
+@task(name="account-county", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error,
+      cache_policy=NO_CACHE, task_run_name="account-{county_code}")
 def account_county(prepared: pipeline.PreparedRun, county_code: str) -> CountyAccounts:
     from gep.accounts import account_county as compute
     result = compute(prepared.job(county_code))
@@ -40,7 +46,8 @@ def account_county(prepared: pipeline.PreparedRun, county_code: str) -> CountyAc
     return result
 
 
-@task(name="write-partitions", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="write-partitions", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error,
+      cache_policy=NO_CACHE)
 def write_partitions(prepared: pipeline.PreparedRun, results: list[CountyAccounts]) -> list[str]:
     return [str(p) for p in pipeline.write(prepared, results)]
 

@@ -176,3 +176,18 @@ def test_options_for_unknown_service_and_bad_option(world, capsys):
     assert code == 2
     assert "[services.pollination]: options for an unknown service" in err
     assert "[services.carbon_sequestration.method]" in err
+
+
+@pytest.mark.parametrize("damage, needles", [
+    (lambda r: (r / "counties.gpkg").unlink(), ["counties.gpkg [boundaries.path]: file not found"]),
+    (lambda r: (r / "counties.gpkg").write_bytes(b"\x00garbage"), ["counties.gpkg [boundaries.layer]", "cannot read"]),
+    (lambda r: (r / "stats.csv").unlink(), ["stats.csv [statistics.path]: file not found"]),
+    (lambda r: (r / "stats.csv").write_text("county_code,year,source\n000001,2020,x\n"),
+     ["stats.csv [hot_day_share, paddy_share, water_surface_evaporation_mm]", "missing"]),
+])
+def test_missing_or_broken_vector_and_table_inputs(world, capsys, previous_output, damage, needles):
+    config = world.write()
+    damage(world.root)
+    before = _snapshot(previous_output)
+    code, err = _run_cli(config, capsys)
+    _assert_failed_cleanly(code, err, previous_output, before, *needles)

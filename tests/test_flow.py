@@ -60,3 +60,31 @@ def test_single_county_rerun_replaces_only_its_partitions(annual_run, sample_con
         else:
             assert st.st_ino == before[p].st_ino and st.st_mtime_ns == before[p].st_mtime_ns  # ... others untouched
         assert p.read_bytes() == contents[p]              # and the results are deterministic
+
+
+def _flaky(monkeypatch, error: Exception):
+    """Make the first county computation fail with ``error``; count the calls."""
+    import gep.accounts
+    real, calls = gep.accounts.account_county, []
+
+    def compute(job):
+        calls.append(job.county_code)
+        if len(calls) == 1:
+            raise error
+        return real(job)
+    monkeypatch.setattr(gep.accounts, "account_county", compute)
+    return calls
+
+
+def test_io_errors_are_retried(world, monkeypatch):
+    calls = _flaky(monkeypatch, OSError("NFS hiccup"))
+    records = annual_gep_flow(str(world.write()), 2020)
+    assert calls == ["000001", "000001", "000002"] and len(records) == 2
+
+
+def test_bugs_and_bad_input_are_not_retried(world, monkeypatch):
+    calls = _flaky(monkeypatch, ValueError("a bug"))
+    with pytest.raises(ValueError, match="a bug"):
+        annual_gep_flow(str(world.write()), 2020)
+    assert calls == ["000001"]
+    assert not (world.out / "gep").exists()  # nothing written
