@@ -191,12 +191,30 @@ def test_services_register_themselves():
 
 
 def test_accounting_year_prices_index_to_each_year(world):
+    import shutil
     config = world.write()
-    config.write_text(config.read_text().replace("price_year = 2020", 'price_year = "accounting_year"'))
+    for name in ("lc", "precip", "et", "npp"):
+        shutil.copy(world.root / f"{name}_2020.tif", world.root / f"{name}_2015.tif")
+    stats = world.root / "stats.csv"
+    stats.write_text(stats.read_text() + stats.read_text().split("\n", 1)[1].replace(",2020,", ",2015,"))
+    text = config.read_text().replace("price_year = 2020", 'price_year = "accounting_year"')
+    config.write_text(text.replace('2020 = "lc_2020.tif"', '2015 = "lc_2015.tif"\n2020 = "lc_2020.tif"'))
     cfg = load_run_config(config)
-    assert cfg.price_year_for(2015) == 2015 and cfg.price_year_for(2020) == 2020
-    row = pipeline.run(cfg)[0]
-    assert len(row) == 2
+    prices = {}
+    for year in (2015, 2020):
+        prep = pipeline.prepare(cfg, year)
+        try:
+            s = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
+        finally:
+            prep.close()
+        prices[year] = s.loc[("water_conservation", "forest")]
+    # 6.1107 CNY/m³ (2005) x the NBS annual CPI changes of 2006-2015 (and on to 2020), methodology §8.3.
+    cpi_2005_2015 = 1.015 * 1.048 * 1.059 * 0.993 * 1.033 * 1.054 * 1.026 * 1.026 * 1.020 * 1.014
+    cpi_2005_2020 = cpi_2005_2015 * 1.020 * 1.016 * 1.021 * 1.029 * 1.025
+    assert cpi_2005_2020 == pytest.approx(1.48, abs=0.001)
+    assert prices[2015].price_year == 2015 and prices[2015].unit_price == pytest.approx(6.1107 * cpi_2005_2015, rel=1e-9)
+    assert prices[2020].price_year == 2020 and prices[2020].unit_price == pytest.approx(6.1107 * cpi_2005_2020, rel=1e-9)
+    assert prices[2015].quantity == pytest.approx(prices[2020].quantity)  # same land and climate
 
 
 def test_constant_prices_of_another_year(world):
