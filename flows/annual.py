@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from gep import pipeline
+from gep import accounts, pipeline
 from gep.accounts import CountyAccounts
 from gep.config import load_run_config
 
@@ -37,8 +37,7 @@ def validate_inputs(config_path: str, year: int | None, county: str | None,
 @task(name="account-county", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error,
       cache_policy=NO_CACHE, task_run_name="account-{county_code}")
 def account_county(prepared: pipeline.PreparedRun, county_code: str) -> CountyAccounts:
-    from gep.accounts import account_county as compute
-    result = compute(prepared.job(county_code))
+    result = accounts.account_county(prepared.job(county_code))
     row = result.gep.iloc[0]
     get_run_logger().info("county %s %s %d: GEP %.2f 亿元 (%.3f 亿元/km², %.1f km² classified, %s)",
                           county_code, row.county_name, row.year, row.gep_yi_cny, row.gep_per_km2_cny / 1e8,
