@@ -38,17 +38,20 @@ def exactextract_class_areas(landcover_path, counties: gpd.GeoDataFrame) -> pd.D
     return pd.DataFrame(rows)
 
 
+def _pipeline_extent(cfg: RunConfig, year: int) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
+    """The pipeline's extent rows of every county, and the counties (in the land-cover CRS)."""
+    prepared = pipeline.prepare(cfg, year)
+    try:
+        return pd.concat([a.extent for a in pipeline.account(prepared)], ignore_index=True), prepared.counties
+    finally:
+        prepared.close()
+
+
 def compare_extent_with_exactextract(cfg: RunConfig, year: int) -> pd.DataFrame:
     """Class areas of the pipeline (sphere model) and of exactextract, with relative differences."""
     cfg = cfg.model_copy(update={"area_model": "sphere"})
-    prepared = pipeline.prepare(cfg, year)
-    try:
-        ours = pd.concat([a.extent for a in pipeline.account(prepared)], ignore_index=True)
-        counties = prepared.counties
-        path = cfg.landcover[year]
-    finally:
-        prepared.close()
-    return _merge(ours, exactextract_class_areas(path, counties), "exactextract_km2")
+    ours, counties = _pipeline_extent(cfg, year)
+    return _merge(ours, exactextract_class_areas(cfg.landcover[year], counties))
 
 
 def pixel_centre_class_areas(landcover_path, counties: gpd.GeoDataFrame, model) -> pd.DataFrame:
@@ -74,26 +77,22 @@ def _sum_by(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def compare_extent_with_pixel_centres(cfg: RunConfig, year: int) -> pd.DataFrame:
     """Class areas of the pipeline (its configured area model) and of pixel-centre masks."""
-    prepared = pipeline.prepare(cfg, year)
-    try:
-        ours = pd.concat([a.extent for a in pipeline.account(prepared)], ignore_index=True)
-        theirs = pixel_centre_class_areas(cfg.landcover[year], prepared.counties, cfg.area_model)
-    finally:
-        prepared.close()
-    return _merge(ours, theirs, "pixel_centre_km2")
+    ours, counties = _pipeline_extent(cfg, year)
+    return _merge(ours, pixel_centre_class_areas(cfg.landcover[year], counties, cfg.area_model))
 
 
-def _merge(ours: pd.DataFrame, theirs: pd.DataFrame, name: str) -> pd.DataFrame:
+def _merge(ours: pd.DataFrame, theirs: pd.DataFrame) -> pd.DataFrame:
+    """Columns county_code, lc_code, gep_km2 (pipeline), reference_km2 (other method), rel_diff."""
     ours = ours.groupby(["county_code", "lc_code"], as_index=False)["area_ha"].sum()
     ours["gep_km2"] = ours.pop("area_ha") / 100
-    both = ours.merge(theirs.rename(columns={"area_km2": name}), on=["county_code", "lc_code"], how="outer").fillna(0.0)
-    both["rel_diff"] = (both.gep_km2 - both[name]) / both[name].where(both[name] > 0)
+    both = ours.merge(theirs.rename(columns={"area_km2": "reference_km2"}), on=["county_code", "lc_code"],
+                      how="outer").fillna(0.0)
+    both["rel_diff"] = (both.gep_km2 - both.reference_km2) / both.reference_km2.where(both.reference_km2 > 0)
     return both.sort_values(["county_code", "lc_code"]).reset_index(drop=True)
 
 
 def county_totals(comparison: pd.DataFrame) -> pd.DataFrame:
     """Per-county totals of a comparison table."""
-    other = comparison.columns[3]
-    tot = comparison.groupby("county_code", as_index=False)[["gep_km2", other]].sum()
-    tot["rel_diff"] = (tot.gep_km2 - tot[other]) / tot[other]
+    tot = comparison.groupby("county_code", as_index=False)[["gep_km2", "reference_km2"]].sum()
+    tot["rel_diff"] = (tot.gep_km2 - tot.reference_km2) / tot.reference_km2
     return tot
