@@ -60,21 +60,15 @@ def cmd_validate(args) -> int:
 
 
 def cmd_sample_data(args) -> int:
-    from gep import io, sample_data
+    from gep import sample_data
     from gep.config import load_run_config
     cfg = load_run_config(args.config)
-    targets = list(cfg.landcover.values()) + [a.path_for(y) for a in cfg.auxiliary.values() for y in cfg.years]
-    if not args.force and all(p.is_file() for p in targets):
-        print(f"sample rasters present ({len(targets)} files); use --force to regenerate")
-        return 0
-    b = cfg.boundaries
-    counties, problems = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field)
-    if problems:
-        from gep.errors import InputValidationError
-        raise InputValidationError(problems)
-    print("generating SYNTHETIC sample rasters (seeded, deterministic; about a minute) ...")
-    for p in sample_data.write_sample(cfg, counties):
+    print("making sure the SYNTHETIC sample rasters exist (seeded, deterministic; about 20 s to generate) ...")
+    written = sample_data.ensure_sample(cfg, force=args.force)
+    for p in written:
         print(f"  wrote {p}")
+    if not written:
+        print("  all present; use --force to regenerate")
     return 0
 
 

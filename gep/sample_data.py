@@ -30,7 +30,9 @@ from rasterio.warp import calculate_default_transform, reproject
 from scipy import ndimage
 from shapely.geometry import LineString, Polygon
 
+from gep import io
 from gep.config import RunConfig
+from gep.errors import InputValidationError
 
 SEED = 20260301
 CLCD_RES = 0.000269494585235856  # degrees, CLCD's 30 m
@@ -232,6 +234,18 @@ def _write(path: Path, arr: np.ndarray, transform, crs: str, nodata, description
         dst.write(arr, 1)
         dst.update_tags(SYNTHETIC="yes", DESCRIPTION=description, UNIT=unit, LABEL=LABEL)
     tmp.replace(path)
+
+
+def ensure_sample(cfg: RunConfig, force: bool = False) -> list[Path]:
+    """Generate the sample rasters the configuration names unless all exist; returns what was written."""
+    targets = list(cfg.landcover.values()) + [a.path_for(y) for a in cfg.auxiliary.values() for y in cfg.years]
+    if not force and all(p.is_file() for p in targets):
+        return []
+    b = cfg.boundaries
+    counties, problems = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field)
+    if problems:
+        raise InputValidationError(problems)
+    return write_sample(cfg, counties)
 
 
 def write_sample(cfg: RunConfig, counties: gpd.GeoDataFrame) -> list[Path]:

@@ -27,15 +27,9 @@ def world(tmp_path: Path) -> TinyWorld:
 @pytest.fixture(scope="session")
 def sample_config() -> Path:
     """The bundled sample configuration, with its SYNTHETIC rasters generated if missing."""
-    from gep import io, sample_data
+    from gep import sample_data
     from gep.config import load_run_config
-    cfg = load_run_config(SAMPLE_CONFIG)
-    targets = list(cfg.landcover.values()) + [a.path_for(y) for a in cfg.auxiliary.values() for y in cfg.years]
-    if not all(p.is_file() for p in targets):
-        b = cfg.boundaries
-        counties, problems = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field)
-        assert not problems
-        sample_data.write_sample(cfg, counties)
+    sample_data.ensure_sample(load_run_config(SAMPLE_CONFIG))
     return SAMPLE_CONFIG
 
 
