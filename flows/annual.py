@@ -1,10 +1,15 @@
-"""Prefect flows: a thin layer over gep.pipeline (validate -> account each county -> write).
+"""Prefect flows: a thin layer over gep.pipeline and gep.engine.
 
 - ``annual_gep_flow``: all counties of the boundary file, one year.
 - ``county_gep_flow``: one county, one year; replaces only that county's partitions.
 
-Tasks whose I/O can fail (reading rasters, writing partitions) retry on I/O errors only; validation
-does not retry (bad input stays bad). Each county logs one line; the county summary is published as a table artifact.
+A run validates its inputs once (in the flow; a CLI run that already validated them in this process
+hands its validated run over instead), plans the strips of the land cover and submits one task per
+batch of strips (about four per worker, so Prefect's per-task cost stays small next to the work).
+Task arguments are small: the run handle (configuration: paths and options) and strip numbers; each
+worker reads its own data. Tasks run on the flow's task runner: threads on every local core by
+default, or a Dask cluster (:func:`with_runner`). The strips' tallies are merged in strip order, so
+every runner gives the same bits. Reading and writing retry on I/O errors only.
 """
 from __future__ import annotations
 
@@ -13,12 +18,14 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from gep import accounts, pipeline
+from gep import engine, pipeline
 from gep.accounts import CountyAccounts
-from gep.config import load_run_config
+from gep.config import ComputeConfig, load_run_config
 
 SUMMARY_ARTIFACT_KEY = "gep-county-summary"
+BATCHES_PER_WORKER = 4
 
 
 def retry_on_io_error(task, task_run, state) -> bool:
@@ -27,22 +34,10 @@ def retry_on_io_error(task, task_run, state) -> bool:
     return isinstance(exc, OSError)
 
 
-@task(name="validate-inputs", cache_policy=NO_CACHE)
-def validate_inputs(config_path: str, year: int | None, county: str | None,
-                    output_dir: str | None) -> pipeline.PreparedRun:
-    cfg = load_run_config(config_path, output_dir=output_dir)
-    return pipeline.prepare(cfg, year, county)
-
-
-@task(name="account-county", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error,
-      cache_policy=NO_CACHE, task_run_name="account-{county_code}")
-def account_county(prepared: pipeline.PreparedRun, county_code: str) -> CountyAccounts:
-    result = accounts.account_county(prepared.job(county_code))
-    row = result.gep.iloc[0]
-    get_run_logger().info("county %s %s %d: GEP %.2f 亿元 (%.3f 亿元/km², %.1f km² classified, %s)",
-                          county_code, row.county_name, row.year, row.gep_yi_cny, row.gep_per_km2_cny / 1e8,
-                          row.classified_area_km2, row.plausibility_flag)
-    return result
+@task(name="tally-strips", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error,
+      cache_policy=NO_CACHE, task_run_name="strips-{batch_no}")
+def tally_strips(handle: engine.RunHandle, batch_no: int, strip_ids: list[int]):
+    return engine.tally_batch(handle, strip_ids)
 
 
 @task(name="write-partitions", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error,
@@ -52,9 +47,23 @@ def write_partitions(prepared: pipeline.PreparedRun, results: list[CountyAccount
 
 
 def _run(config_path: str, year: int | None, county: str | None, output_dir: str | None) -> list[dict]:
-    prepared = validate_inputs(config_path, year, county, output_dir)
+    cfg = load_run_config(config_path, output_dir=output_dir)
+    prepared = pipeline.prepare_once(cfg, year, county)
+    log = get_run_logger()
     try:
-        results = [account_county(prepared, code) for code in prepared.counties["county_code"]]
+        handle = engine.RunHandle(cfg, prepared.year, county, cfg.compute.strip_pixels)
+        plan = engine.plan(prepared, handle.strip_pixels)
+        engine.remember(handle, plan)
+        workers = cfg.compute.workers or engine.default_workers()
+        futures = [tally_strips.submit(handle, k, ids)
+                   for k, ids in enumerate(engine.batches(len(plan.strips), BATCHES_PER_WORKER * workers))]
+        per_strip = {i: tallies for f in futures for i, tallies in f.result()}
+        results = engine.finish(plan, per_strip)
+        for r in results:
+            row = r.gep.iloc[0]
+            log.info("county %s %s %d: GEP %.2f 亿元 (%.3f 亿元/km², %.1f km² classified, %s)",
+                     row.county_code, row.county_name, row.year, row.gep_yi_cny, row.gep_per_km2_cny / 1e8,
+                     row.classified_area_km2, row.plausibility_flag)
         files = write_partitions(prepared, results)
     finally:
         prepared.close()
@@ -65,14 +74,32 @@ def _run(config_path: str, year: int | None, county: str | None, output_dir: str
     return table.to_dict(orient="records")
 
 
-@flow(name="gep-annual")
+@flow(name="gep-annual", task_runner=ThreadPoolTaskRunner())
 def annual_gep_flow(config_path: str, year: int | None = None, output_dir: str | None = None) -> list[dict]:
     """GEP accounts of every county for one year (default: the configuration's default/latest year)."""
     return _run(config_path, year, None, output_dir)
 
 
-@flow(name="gep-county")
+@flow(name="gep-county", task_runner=ThreadPoolTaskRunner())
 def county_gep_flow(config_path: str, county_code: str, year: int | None = None,
                     output_dir: str | None = None) -> list[dict]:
     """GEP accounts of one county for one year; other counties' files are not touched."""
     return _run(config_path, year, county_code, output_dir)
+
+
+def with_runner(gep_flow, compute: ComputeConfig):
+    """The flow on the task runner the compute settings ask for.
+
+    ``runner = "threads"``: a thread pool of ``workers`` (default: every core) in this process.
+    ``runner = "dask"``: prefect-dask's DaskTaskRunner on the scheduler at ``dask_address``, or on a
+    temporary local cluster of ``workers`` single-threaded worker processes when no address is given.
+    """
+    workers = compute.workers or engine.default_workers()
+    if compute.runner == "threads":
+        return gep_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))
+    from prefect_dask import DaskTaskRunner
+    if compute.dask_address:
+        return gep_flow.with_options(task_runner=DaskTaskRunner(address=compute.dask_address))
+    return gep_flow.with_options(task_runner=DaskTaskRunner(
+        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                        "dashboard_address": None}))

@@ -1,16 +1,19 @@
 """County accounts for one year: ecosystem extent, service quantities and values, GEP.
 
-Plain computation over the pixels of one county (zonal.py); no files are written here.
+Plain computation over the pixel blocks of one county (from the zonal engine, zonal.py): each block
+is tallied on its own (extent sums, service quantities), the tallies are merged, and the merged
+tally becomes the extent, services and gep rows. No files are read or written here.
 """
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import rasterio
+from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from gep.area import AreaModel, polygon_area_m2
@@ -18,7 +21,7 @@ from gep.config import LandCoverScheme, ReferenceData
 from gep.errors import GepError
 from gep.services.base import Service, ServiceBlock, ServiceContext, TypeQuantity
 from gep.valuation import index_price, value_cny
-from gep.zonal import AuxSource, iter_county_blocks, outside_raster_area_m2
+from gep.zonal import PixelBlock, outside_raster_area_m2
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +37,20 @@ class ServiceRun:
 
 @dataclass
 class CountyJob:
+    """Everything needed to account one county, except its pixels (they come from the engine)."""
+
     county_code: str
     county_name: str
     year: int
     geometry: BaseGeometry           # in the land-cover CRS
-    landcover: rasterio.DatasetReader
+    landcover_crs: CRS
+    landcover_bounds: tuple[float, float, float, float]
     scheme: LandCoverScheme
     ref: ReferenceData
     services: list[ServiceRun]
-    aux: dict[str, AuxSource]
     statistics: dict[str, float]
     area_model: AreaModel
     price_year: int
-    max_block_pixels: int
 
 
 @dataclass
@@ -56,53 +60,94 @@ class CountyAccounts:
     gep: pd.DataFrame
 
 
-def _type_luts(scheme: LandCoverScheme, paddy_share: float | None) -> dict[int, dict[str, float]]:
-    return {code: cls.type_shares(paddy_share) for code, cls in scheme.classes.items()}
+@dataclass
+class ZoneTally:
+    """What the pixels of one county add up to (in one strip, or merged over all strips)."""
+
+    class_area_m2: np.ndarray   # per code slot (last slot: codes out of the tallied range) [m^2]
+    class_pixels: np.ndarray    # coverage-weighted pixel count per code slot
+    services: dict[str, dict[str, TypeQuantity]]
+    out_of_range_codes: dict[int, int]
+
+    def add(self, other: "ZoneTally") -> None:
+        """Add another tally into this one (the caller fixes the order: results are reproducible)."""
+        self.class_area_m2 += other.class_area_m2
+        self.class_pixels += other.class_pixels
+        for key, by_type in other.services.items():
+            mine = self.services.setdefault(key, {})
+            for t, q in by_type.items():
+                acc = mine.setdefault(t, TypeQuantity())
+                acc.quantity += q.quantity
+                acc.area_m2 += q.area_m2
+                acc.defaulted_area_m2 += q.defaulted_area_m2
+        for code, n in other.out_of_range_codes.items():
+            self.out_of_range_codes[code] = self.out_of_range_codes.get(code, 0) + n
 
 
-def account_county(job: CountyJob) -> CountyAccounts:
-    scheme = job.scheme
-    shares_by_code = _type_luts(scheme, job.statistics.get("paddy_share"))
-    nodata_codes = {scheme.nodata, *scheme.excluded}
-    class_area: dict[int, float] = defaultdict(float)
-    class_pixels: dict[int, float] = defaultdict(float)
-    nodata_m2 = 0.0
-    acc: dict[str, dict[str, TypeQuantity]] = {r.service.key: defaultdict(TypeQuantity) for r in job.services}
+class CountyAccountant:
+    """Turns one county's pixel blocks into tallies, and its merged tally into account tables."""
 
-    for block in iter_county_blocks(job.landcover, job.geometry, job.area_model, job.aux, job.max_block_pixels):
-        codes, inverse = np.unique(block.codes, return_inverse=True)
-        area_by_code = np.bincount(inverse, weights=block.area_m2, minlength=codes.size)
-        pixels_by_code = np.bincount(inverse, weights=block.coverage, minlength=codes.size)
-        type_share: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(codes.size))
-        for i, code in enumerate(codes.tolist()):
-            if code in nodata_codes:
-                nodata_m2 += area_by_code[i]
+    def __init__(self, job: CountyJob, n_codes: int):
+        self.job = job
+        self.n_codes = n_codes
+        scheme = job.scheme
+        paddy = job.statistics.get("paddy_share")
+        # Without a paddy share (only in a run that failed validation: its codes are still counted)
+        # a split class gives no ecosystem type, and accounts() refuses to run.
+        self.shares_by_code = {code: cls.type_shares(paddy) if cls.split is None or paddy is not None else {}
+                               for code, cls in scheme.classes.items()}
+        self.nodata_codes = sorted(c for c in {scheme.nodata, *scheme.excluded} if 0 <= c < n_codes)
+        # code slots of each ecosystem type, with the share of the class's area the type gets
+        self.type_codes: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for code, shares in self.shares_by_code.items():
+            for t, share in shares.items():
+                self.type_codes[t].append((code, share))
+
+    def empty(self) -> ZoneTally:
+        return ZoneTally(np.zeros(self.n_codes + 1), np.zeros(self.n_codes + 1), {}, {})
+
+    def tally(self, block: PixelBlock) -> ZoneTally:
+        """Extent sums and every service's quantities over one block of the county's pixels."""
+        starts = block.code_starts
+        type_area: dict[str, np.ndarray] = {}
+        type_aux: dict[str, dict[str, np.ndarray]] = {}
+        for t, codes in self.type_codes.items():
+            parts = [(slice(starts[c], starts[c + 1]), share) for c, share in codes if starts[c + 1] > starts[c]]
+            if not parts:
                 continue
-            if code not in shares_by_code:
-                raise GepError(f"land-cover code {code} in county {job.county_code} is not in scheme "
-                               f"{scheme.key} (validation should have caught this)")
-            class_area[code] += area_by_code[i]
-            class_pixels[code] += pixels_by_code[i]
-            for t, s in shares_by_code[code].items():
-                type_share[t][i] = s
-        type_area = {t: block.area_m2 * lut[inverse] for t, lut in type_share.items() if lut.any()}
-        sblock = ServiceBlock(type_area_m2=type_area, aux=block.aux)
-        for run in job.services:
-            result = run.service.block_quantity(sblock, run.context)
-            for t, (quantity, defaulted_m2) in result.items():
-                tq = acc[run.service.key][t]
-                tq.quantity += quantity
-                tq.area_m2 += float(type_area[t].sum())
-                tq.defaulted_area_m2 += defaulted_m2
+            type_area[t] = np.concatenate([block.area_m2[sl] * share for sl, share in parts])
+            type_aux[t] = {name: np.concatenate([v[sl] for sl, _ in parts]) for name, v in block.aux.items()}
+        sblock = ServiceBlock(type_area_m2=type_area, type_aux=type_aux, aux=block.aux)
+        services: dict[str, dict[str, TypeQuantity]] = {}
+        for run in self.job.services:
+            by_type = services.setdefault(run.service.key, {})
+            for t, (quantity, defaulted_m2) in run.service.block_quantity(sblock, run.context).items():
+                by_type[t] = TypeQuantity(quantity, float(type_area[t].sum()), defaulted_m2)
+        return ZoneTally(block.class_area_m2, block.class_pixels, services, dict(block.out_of_range_codes))
 
-    ident = {"county_code": job.county_code, "county_name": job.county_name, "year": job.year}
-    extent = _extent_rows(ident, scheme, shares_by_code, class_area, class_pixels)
-    services = _service_rows(ident, job, acc)
-    classified_m2 = sum(class_area.values())
-    polygon_m2 = polygon_area_m2(job.geometry, job.landcover.crs, job.area_model)
-    outside_m2 = outside_raster_area_m2(job.landcover, job.geometry, job.area_model)
-    gep = _gep_row(ident, job, services, polygon_m2, classified_m2, nodata_m2, outside_m2)
-    return CountyAccounts(extent, services, gep)
+    def unknown_codes(self, tally: ZoneTally) -> dict[int, int]:
+        """Codes inside the county that the scheme does not know, with their pixel counts."""
+        known = set(self.shares_by_code) | set(self.nodata_codes)
+        found = {int(c): int(math.ceil(tally.class_pixels[c])) for c in np.flatnonzero(tally.class_pixels[:-1] > 0)
+                 if int(c) not in known}
+        return found | dict(tally.out_of_range_codes)
+
+    def accounts(self, tally: ZoneTally) -> CountyAccounts:
+        job = self.job
+        if any(not shares for shares in self.shares_by_code.values()):
+            raise GepError(f"county {job.county_code}: a land-cover class has no ecosystem type (paddy_share missing)")
+        class_area = {c: float(tally.class_area_m2[c]) for c in self.shares_by_code
+                      if c < self.n_codes and tally.class_pixels[c] > 0}
+        class_pixels = {c: float(tally.class_pixels[c]) for c in class_area}
+        nodata_m2 = float(sum(tally.class_area_m2[c] for c in self.nodata_codes))
+        ident = {"county_code": job.county_code, "county_name": job.county_name, "year": job.year}
+        extent = _extent_rows(ident, job.scheme, self.shares_by_code, class_area, class_pixels)
+        services = _service_rows(ident, job, tally.services)
+        classified_m2 = sum(class_area.values())
+        polygon_m2 = polygon_area_m2(job.geometry, job.landcover_crs, job.area_model)
+        outside_m2 = outside_raster_area_m2(job.landcover_bounds, job.landcover_crs, job.geometry, job.area_model)
+        gep = _gep_row(ident, job, services, polygon_m2, classified_m2, nodata_m2, outside_m2)
+        return CountyAccounts(extent, services, gep)
 
 
 def _extent_rows(ident, scheme, shares_by_code, class_area, class_pixels) -> pd.DataFrame:
@@ -125,7 +170,7 @@ def _service_rows(ident, job: CountyJob, acc) -> pd.DataFrame:
         unit = svc.quantity_unit(opts)
         price = index_price(job.ref, svc.price_key(opts), job.price_year, unit)
         for t in svc.credited_types(job.ref, opts):
-            tq = acc[svc.key].get(t)
+            tq = acc.get(svc.key, {}).get(t)
             if tq is None or tq.area_m2 <= 0:
                 continue
             rows.append({

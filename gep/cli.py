@@ -1,6 +1,6 @@
 """The ``gep`` command: a thin shell over the flows and gep.pipeline.
 
-    gep run --config FILE [--year YYYY] [--county CODE] [--output DIR]
+    gep run --config FILE [--year YYYY] [--county CODE] [--output DIR] [--workers N] [--dask | --dask-address ADDR]
     gep validate --config FILE [--year YYYY]
     gep sample-data --config FILE [--force]
     gep serve --config FILE
@@ -37,24 +37,44 @@ def cmd_run(args) -> int:
     from gep import pipeline
     from gep.config import load_run_config
     cfg = load_run_config(args.config, output_dir=args.output)
-    # Report bad input before the orchestrator starts (the flow validates again: it may run alone).
-    pipeline.prepare(cfg, args.year, args.county).close()
-    from flows.annual import annual_gep_flow, county_gep_flow
+    # Report bad input before the orchestrator starts; the flow takes this validated run over.
+    pipeline.keep_validated(pipeline.prepare(cfg, args.year, args.county), args.year, args.county)
+    from flows.annual import annual_gep_flow, county_gep_flow, with_runner
+    compute = _compute(cfg.compute, args)
     output = str(cfg.output_dir)
     if args.county:
-        records = county_gep_flow(str(args.config), args.county, args.year, output)
+        records = with_runner(county_gep_flow, compute)(str(args.config), args.county, args.year, output)
     else:
-        records = annual_gep_flow(str(args.config), args.year, output)
+        records = with_runner(annual_gep_flow, compute)(str(args.config), args.year, output)
     _print_summary(records, cfg.output_dir, cfg.title)
     return 0
+
+
+def _compute(compute, args):
+    """The configuration's [compute] settings with the command line's overrides."""
+    update = {}
+    if args.workers:
+        update["workers"] = args.workers
+    if args.dask or args.dask_address:
+        update["runner"] = "dask"
+    if args.dask_address:
+        update["dask_address"] = args.dask_address
+    return compute.model_copy(update=update)
 
 
 def cmd_validate(args) -> int:
     from gep import pipeline
     from gep.config import load_run_config
+    from gep.errors import InputValidationError
     cfg = load_run_config(args.config)
     for year in ([args.year] if args.year else cfg.years):
-        pipeline.prepare(cfg, year).close()
+        prepared = pipeline.prepare(cfg, year)
+        try:  # a run checks the codes in its accounting pass; validating alone decodes for them
+            problems = pipeline.landcover_code_problems(prepared)
+        finally:
+            prepared.close()
+        if problems:
+            raise InputValidationError(problems)
         print(f"{args.config}: inputs for {year} are valid")
     return 0
 
@@ -87,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--year", type=int)
     p.add_argument("--county", help="county code: recompute and replace only this county's partitions")
     p.add_argument("--output", type=Path, help="output directory (overrides output_dir of the configuration)")
+    p.add_argument("--workers", type=int, help="threads or local Dask workers (default: every core)")
+    p.add_argument("--dask", action="store_true", help="run the strip tasks on a temporary local Dask cluster")
+    p.add_argument("--dask-address", help="run the strip tasks on the Dask scheduler at this address")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", help="validate the inputs only (all configured years, or --year)")
     p.add_argument("--config", required=True, type=Path)

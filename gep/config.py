@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gep.errors import InputProblem, InputValidationError, fail
+from gep.zonal import DEFAULT_STRIP_PIXELS
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -68,6 +69,29 @@ class ServicesConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ComputeConfig(_Strict):
+    """Where the strips of the land cover are tallied (README "Scaling out")."""
+
+    runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads of this process, or Dask (a scheduler at dask_address, else a temporary local cluster)")
+    workers: int | None = Field(None, ge=1, description="threads or local Dask workers; default: every core")
+    dask_address: str | None = Field(None, description="scheduler address, e.g. tcp://10.0.0.5:8786; implies runner = dask")
+    strip_pixels: int = Field(DEFAULT_STRIP_PIXELS, ge=10_000, description="land-cover cells per strip (memory per worker)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _address_means_dask(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("dask_address") and data.get("runner", "dask") == "dask":
+            return {**data, "runner": "dask"}
+        return data
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> "ComputeConfig":
+        if self.dask_address and self.runner != "dask":
+            raise ValueError("dask_address is set but runner is not \"dask\"")
+        return self
+
+
 class RunConfig(_Strict):
     title: str = ""
     output_dir: Path
@@ -81,6 +105,7 @@ class RunConfig(_Strict):
     auxiliary: dict[str, AuxiliaryConfig] = Field(default_factory=dict)
     statistics: StatisticsConfig | None = None
     services: ServicesConfig
+    compute: ComputeConfig = ComputeConfig()
     schemes_file: Path = REPO_CONFIGS / "landcover_schemes.toml"
     coefficients_file: Path = REPO_CONFIGS / "coefficients.csv"
     prices_file: Path = REPO_CONFIGS / "prices.csv"

@@ -20,18 +20,16 @@ import rasterio
 from pydantic import ValidationError
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_geom
-from rasterio.errors import WindowError
-from rasterio.windows import Window
 from shapely.geometry import mapping, shape
 
-from gep import io
-from gep.accounts import CountyAccounts, CountyJob, ServiceRun, account_county
+from gep import engine, io
+from gep.accounts import CountyAccounts, CountyJob, ServiceRun
 from gep.config import LandCoverScheme, ReferenceData, RunConfig, load_reference_data, sha256_file
 from gep.errors import InputProblem, InputValidationError
 from gep.services import REGISTRY
 from gep.services.base import ServiceContext
 from gep.valuation import index_price
-from gep.zonal import DEFAULT_MAX_BLOCK_PIXELS, AuxSource, bounds_window
+from gep.zonal import AuxSpec, bounds_window
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +48,8 @@ class PreparedRun:
     ref: ReferenceData
     scheme: LandCoverScheme
     counties: gpd.GeoDataFrame            # county_code, county_name, geometry in the land-cover CRS
-    landcover: rasterio.DatasetReader
-    aux: dict[str, AuxSource]
+    landcover: rasterio.DatasetReader     # open for its grid and CRS; the engine opens its own handles
+    aux: tuple[AuxSpec, ...]
     statistics: dict[str, dict[str, float]]  # county_code -> fields
     services: list[tuple[str, object]]    # (service key, validated options)
     lineage: dict[str, str] = field(default_factory=dict)
@@ -60,20 +58,27 @@ class PreparedRun:
     def close(self) -> None:
         self._stack.close()
 
-    def jobs(self, max_block_pixels: int = DEFAULT_MAX_BLOCK_PIXELS) -> list[CountyJob]:
-        return [self.job(code, max_block_pixels) for code in self.counties["county_code"]]
+    def jobs(self) -> list[CountyJob]:
+        return [self.job(code) for code in self.counties["county_code"]]
 
-    def job(self, county_code: str, max_block_pixels: int = DEFAULT_MAX_BLOCK_PIXELS) -> CountyJob:
+    def job(self, county_code: str) -> CountyJob:
         row = self.counties.loc[self.counties["county_code"] == county_code].iloc[0]
         stats = self.statistics.get(county_code, {})
         runs = [ServiceRun(REGISTRY[key], ServiceContext(self.ref, opts, stats, county_code, self.year))
                 for key, opts in self.services]
-        return CountyJob(county_code, row["county_name"], self.year, row.geometry, self.landcover, self.scheme,
-                         self.ref, runs, self.aux, stats, self.cfg.area_model, self.price_year, max_block_pixels)
+        return CountyJob(county_code, row["county_name"], self.year, row.geometry, self.landcover.crs,
+                         tuple(self.landcover.bounds), self.scheme, self.ref, runs, stats, self.cfg.area_model,
+                         self.price_year)
 
 
-def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) -> PreparedRun:
-    """Validate all inputs for one year; raise :class:`InputValidationError` listing every problem."""
+def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, *, checks: bool = True) -> PreparedRun:
+    """Validate all inputs for one year; raise :class:`InputValidationError` listing every problem.
+
+    Land-cover codes are checked during the accounting pass (the raster is decoded once per run):
+    codes the scheme does not know are refused there, before anything is written. ``checks=False``
+    only loads (a worker rebuilding a run that was validated in the flow): no coverage checks, no
+    hashing of inputs.
+    """
     cfg_file = str(cfg.source_file or "run configuration")
     year = cfg.resolve_year(year)
     price_year = cfg.price_year_for(year)
@@ -98,9 +103,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) 
             if counties is not None:
                 counties, found = _align_boundaries(cfg, counties, landcover)
                 problems += found
-            if scheme is not None and counties is not None:
-                problems += _check_codes(lc_path, landcover, scheme, counties)
-        aux, found = _open_auxiliary(cfg, cfg_file, services, year, counties,
+        aux, found = _open_auxiliary(cfg, cfg_file, services, year, counties if checks else None,
                                      landcover.crs if landcover is not None else None, stack)
         problems += found
 
@@ -112,11 +115,43 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None) 
             statistics, found = _load_statistics(cfg, cfg_file, sorted(fields), counties, year)
             problems += found
 
+        prepared = PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services)
         if problems:
+            # The run fails anyway: check the land-cover codes now so every problem is reported at
+            # once (in a valid run they are checked during the accounting pass, one decode per run).
+            if checks and landcover is not None and scheme is not None and counties is not None:
+                problems += landcover_code_problems(prepared)
             raise InputValidationError(problems)
-        lineage = _lineage(cfg, ref, year, lc_path, {k: cfg.auxiliary[k].path_for(year) for k in aux})
-        return PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
-                           lineage, stack.pop_all())
+        lineage = _lineage(cfg, ref, year, lc_path, {a.name: a.path for a in aux}) if checks else {}
+        prepared.lineage = lineage
+        prepared._stack = stack.pop_all()
+        return prepared
+
+
+def landcover_code_problems(prepared: PreparedRun) -> list[InputProblem]:
+    """Land-cover codes inside the counties that the scheme does not know (decodes the raster)."""
+    p = engine.plan(prepared)
+    return engine.unknown_code_problems(p, engine.count_codes(p))
+
+
+_VALIDATED: dict[tuple, PreparedRun] = {}
+
+
+def _run_key(cfg: RunConfig, year: int | None, county: str | None) -> tuple:
+    return (cfg.model_dump_json(), year, county)
+
+
+def keep_validated(prepared: PreparedRun, year: int | None, county: str | None) -> None:
+    """Hand a validated run to the next :func:`prepare_once` of the same run in this process
+    (the CLI validates before starting Prefect, so that bad input gets a clean, fast error)."""
+    _VALIDATED[_run_key(prepared.cfg, year, county)] = prepared
+
+
+def prepare_once(cfg: RunConfig, year: int | None = None, county: str | None = None) -> PreparedRun:
+    """The run validated earlier in this process (:func:`keep_validated`), else :func:`prepare`:
+    one validation per run whoever starts it."""
+    found = _VALIDATED.pop(_run_key(cfg, year, county), None)
+    return found if found is not None else prepare(cfg, year, county)
 
 
 def _check_services(cfg: RunConfig, cfg_file: str, ref: ReferenceData, price_year: int):
@@ -164,7 +199,7 @@ def _open_auxiliary(cfg: RunConfig, cfg_file: str, services, year: int, counties
                     stack: contextlib.ExitStack):
     """Open the auxiliary rasters the enabled services need; check units and county coverage."""
     problems: list[InputProblem] = []
-    aux: dict[str, AuxSource] = {}
+    aux: list[AuxSpec] = []
     needed = {a.name: (a, key) for key, _ in services for a in REGISTRY[key].aux_inputs}
     for name, (aux_input, svc_key) in needed.items():
         acfg = cfg.auxiliary.get(name)
@@ -185,8 +220,8 @@ def _open_auxiliary(cfg: RunConfig, cfg_file: str, services, year: int, counties
         stack.enter_context(ds)
         if counties is not None and lc_crs is not None:
             problems += _check_aux_coverage(path, name, ds, counties, lc_crs)
-        aux[name] = AuxSource(ds, acfg.scale, acfg.resampling)
-    return aux, problems
+        aux.append(AuxSpec(name, path, acfg.scale, acfg.resampling))
+    return tuple(aux), problems
 
 
 def _align_boundaries(cfg: RunConfig, counties: gpd.GeoDataFrame, landcover) -> tuple[gpd.GeoDataFrame | None, list]:
@@ -199,32 +234,6 @@ def _align_boundaries(cfg: RunConfig, counties: gpd.GeoDataFrame, landcover) -> 
                                    "reproject the boundary file to the land-cover CRS, or set "
                                    "[boundaries] reproject = true to transform it on the fly")]
     return counties.to_crs(landcover.crs), []
-
-
-def _check_codes(path: Path, ds, scheme: LandCoverScheme, counties: gpd.GeoDataFrame) -> list[InputProblem]:
-    """Every pixel code in the counties' window must be in the scheme (or be nodata/excluded)."""
-    try:
-        win = bounds_window(ds.transform, tuple(counties.total_bounds)).intersection(Window(0, 0, ds.width, ds.height))
-    except WindowError:  # the counties lie wholly outside the raster: reported as outside area
-        return []
-    counts: dict[int, int] = {}
-    step = max(1, 8_000_000 // max(1, int(win.width)))
-    for r0 in range(int(win.row_off), int(win.row_off + win.height), step):
-        n = min(step, int(win.row_off + win.height) - r0)
-        arr = ds.read(1, window=Window(win.col_off, r0, win.width, n))
-        values, cnt = np.unique(arr, return_counts=True)
-        for v, c in zip(values.tolist(), cnt.tolist()):
-            counts[v] = counts.get(v, 0) + c
-    known = set(scheme.classes) | {scheme.nodata, *scheme.excluded}
-    unknown = {v: c for v, c in sorted(counts.items()) if v not in known}
-    if not unknown:
-        return []
-    listing = ", ".join(f"{v} ({c:,} pixels)" for v, c in unknown.items())
-    return [InputProblem(str(path), "pixel values",
-                         f"land-cover codes not in scheme {scheme.key!r} (counted over the counties' "
-                         f"bounding box): {listing}",
-                         f"use the right landcover_scheme (known codes: {sorted(scheme.classes)}), or add the "
-                         f"codes to configs/landcover_schemes.toml ([{scheme.key}.classes] or excluded)")]
 
 
 def _check_aux_coverage(path: Path, name: str, ds, counties: gpd.GeoDataFrame, lc_crs) -> list[InputProblem]:
@@ -286,13 +295,16 @@ def _lineage(cfg: RunConfig, ref: ReferenceData, year: int, lc_path: Path, aux_p
     return lineage
 
 
-def account(prepared: PreparedRun, max_block_pixels: int = DEFAULT_MAX_BLOCK_PIXELS) -> list[CountyAccounts]:
-    """Compute the accounts of every county of a prepared run (nothing is written)."""
-    results = []
-    for job in prepared.jobs(max_block_pixels):
-        results.append(account_county(job))
-        log.info("county %s %s %d: GEP %.2f 亿元", job.county_code, job.county_name, job.year,
-                 results[-1].gep["gep_cny"].iloc[0] / 1e8)
+def account(prepared: PreparedRun, workers: int | None = None, strip_pixels: int | None = None
+            ) -> list[CountyAccounts]:
+    """Compute the accounts of every county of a prepared run in one pass over the land cover, on
+    ``workers`` threads (default: the configuration's, else every core); nothing is written."""
+    compute = prepared.cfg.compute
+    p = engine.plan(prepared, strip_pixels or compute.strip_pixels)
+    results = engine.finish(p, engine.tally_local(p, workers or compute.workers))
+    for r in results:
+        g = r.gep.iloc[0]
+        log.info("county %s %s %d: GEP %.2f 亿元", g.county_code, g.county_name, g.year, g.gep_cny / 1e8)
     return results
 
 

@@ -1,114 +1,281 @@
-"""County-by-county pixel access: exact coverage fractions, pixel areas and aligned auxiliary values.
+"""The zonal engine: one pass over the land-cover grid in strips, every zone at once.
 
-A county is read as row blocks of its window on the land-cover grid (bounded memory whatever the
-county's size). For every block, exactextract gives the fraction of each cell covered by the county
-polygon; times the cell area (area.py) that is each pixel's area inside the county. Auxiliary rasters
-on their own grids (1 km precipitation, 500 m ET/NPP, any CRS) are warped onto the block's grid.
+Data flow (docs/design.md): the land-cover raster is cut into strips of whole tile rows; each strip
+is decoded once, its auxiliary rasters are brought onto its cells once, and then every zone (county,
+project polygon; zones may overlap) that reaches into the strip gets
+
+- the exact fraction of each of its cells inside the polygon (:func:`gep.kernels.polygon_coverage`),
+  times the cell's area (ellipsoidal row areas for geographic grids, constant for projected ones);
+- per-code sums of area and coverage, and its covered pixels grouped by code with their auxiliary
+  values: a :class:`PixelBlock`, which the services consume without knowing where it came from.
+
+Strips are independent: any runner (serial, threads, processes, Dask) may take them in any order;
+results are merged in strip order, so every runner gives the same bits.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import rasterio
-from exactextract import exact_extract
-from exactextract.raster import NumPyRasterSource
-from rasterio.enums import Resampling
-from rasterio.warp import reproject
-from rasterio.windows import Window, from_bounds
+from pyproj import CRS, Transformer
+from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from gep import kernels
 from gep.area import AreaModel, polygon_area_m2, row_areas_m2
 
-DEFAULT_MAX_BLOCK_PIXELS = 500_000  # ~380 MB peak on the sample; larger blocks are not faster
+DEFAULT_STRIP_PIXELS = 4_000_000  # ~15 MB of codes, ~50 MB of auxiliary values per strip
+COARSE_STEP = 16                  # cells between exactly transformed points (another-CRS auxiliaries)
 
 
 @dataclass(frozen=True)
-class AuxSource:
-    """An open auxiliary raster and how to bring it onto the land-cover grid."""
+class AuxSpec:
+    """An auxiliary raster and how to bring it onto the land-cover grid."""
 
-    dataset: rasterio.DatasetReader
+    name: str
+    path: Path
     scale: float
-    resampling: str
+    resampling: str  # bilinear | nearest (compiled, as GDAL); average | cubic (GDAL's warper)
+
+
+@dataclass
+class ZonePolygon:
+    """A zone's polygon as rings in the land-cover grid's pixel coordinates, and its window."""
+
+    code: str
+    xs: np.ndarray
+    ys: np.ndarray
+    ring_starts: np.ndarray
+    ring_signs: np.ndarray
+    row0: int
+    row1: int  # exclusive
+    col0: int
+    col1: int  # exclusive
+
+
+@dataclass(frozen=True)
+class Strip:
+    index: int
+    row0: int
+    nrows: int
 
 
 @dataclass
 class PixelBlock:
-    """Pixels of one block that lie (partly) inside the county."""
+    """The pixels of one zone inside one strip: per-code sums and the covered pixels by code.
 
-    codes: np.ndarray          # land-cover code of each pixel
-    coverage: np.ndarray       # fraction of the pixel inside the county (0..1]
-    area_m2: np.ndarray        # pixel area inside the county [m^2] = coverage fraction x cell area
-    aux: dict[str, np.ndarray]  # auxiliary value per pixel in its configured unit; NaN = no data
+    ``class_area_m2``/``class_pixels`` have one slot per code 0..n_codes-1 plus a last slot for
+    codes out of that range (their values are listed in ``out_of_range_codes``). The covered pixels
+    are grouped by code: those of code k are ``code_starts[k]:code_starts[k + 1]``.
+    """
+
+    class_area_m2: np.ndarray
+    class_pixels: np.ndarray
+    area_m2: np.ndarray         # area of each covered pixel inside the zone [m^2]
+    coverage: np.ndarray        # covered fraction of each pixel (0..1]
+    code_starts: np.ndarray
+    aux: dict[str, np.ndarray]  # auxiliary value per covered pixel, in its configured unit; NaN = no data
+    out_of_range_codes: dict[int, int] = field(default_factory=dict)
+
+    def codes_present(self) -> np.ndarray:
+        return np.flatnonzero(np.diff(self.code_starts)[:-1] > 0)
 
 
 def bounds_window(transform, bounds: tuple[float, float, float, float]) -> Window:
     """Smallest whole-pixel window holding ``bounds`` (may extend beyond the raster)."""
+    from rasterio.windows import from_bounds
     win = from_bounds(*bounds, transform=transform)
     col0, row0 = math.floor(win.col_off), math.floor(win.row_off)
     col1, row1 = math.ceil(win.col_off + win.width), math.ceil(win.row_off + win.height)
     return Window(col0, row0, max(1, col1 - col0), max(1, row1 - row0))
 
 
-def county_window(ds: rasterio.DatasetReader, geom: BaseGeometry) -> Window | None:
-    """The land-cover window holding the county, clipped to the raster; None when disjoint."""
-    part = geom.intersection(box(*ds.bounds))
-    if part.is_empty:
+def zone_polygon(code: str, geom: BaseGeometry, transform, width: int, height: int) -> ZonePolygon | None:
+    """Rings of a (multi)polygon in grid pixel coordinates; None when it misses the grid."""
+    if transform.b != 0 or transform.d != 0:
+        raise ValueError("rotated rasters are not supported")
+    inv = ~transform
+    xs, ys, starts, signs = [], [], [0], []
+    for poly in getattr(geom, "geoms", [geom]):
+        if poly.geom_type != "Polygon":
+            raise ValueError(f"zone {code}: {poly.geom_type} is not a polygon")
+        for ring, sign in [(poly.exterior, 1)] + [(r, -1) for r in poly.interiors]:
+            xy = np.asarray(ring.coords)[:, :2]
+            col, row = inv * (xy[:, 0], xy[:, 1])
+            xs.append(np.asarray(col, dtype=np.float64))
+            ys.append(np.asarray(row, dtype=np.float64))
+            starts.append(starts[-1] + len(xy))
+            signs.append(sign)
+    if not xs:
         return None
-    return bounds_window(ds.transform, part.bounds).intersection(Window(0, 0, ds.width, ds.height))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    col0, col1 = max(0, math.floor(x.min())), min(width, math.ceil(x.max()))
+    row0, row1 = max(0, math.floor(y.min())), min(height, math.ceil(y.max()))
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return ZonePolygon(code, x, y, np.asarray(starts, dtype=np.int64), np.asarray(signs, dtype=np.int64),
+                       row0, row1, col0, col1)
 
 
-def outside_raster_area_m2(ds: rasterio.DatasetReader, geom: BaseGeometry, model: AreaModel) -> float:
-    """Area of the part of the county polygon that the raster does not cover [m^2]."""
-    return polygon_area_m2(geom.difference(box(*ds.bounds)), ds.crs, model)
+def plan_strips(height: int, width: int, block_height: int, zones: list[ZonePolygon],
+                strip_pixels: int = DEFAULT_STRIP_PIXELS) -> list[Strip]:
+    """Strips of whole tile rows, about ``strip_pixels`` each, over the rows any zone reaches."""
+    if not zones:
+        return []
+    rows_per_strip = max(1, strip_pixels // max(1, width))
+    rows_per_strip = max(block_height, rows_per_strip // block_height * block_height)
+    # Anchored to the grid, not to the zones: a county gets the same strips in a one-county run
+    # as in the all-county run, so both give the same bits.
+    first = min(z.row0 for z in zones) // rows_per_strip * rows_per_strip
+    last = max(z.row1 for z in zones)
+    strips = []
+    for r0 in range(first, last, rows_per_strip):
+        strips.append(Strip(len(strips), r0, min(rows_per_strip, height - r0)))
+    return strips
 
 
-def _coverage(geom: BaseGeometry, crs_wkt: str, transform, shape: tuple[int, int]) -> np.ndarray:
-    """Fraction of each cell of a grid covered by the polygon (0..1), from exactextract."""
-    h, w = shape
-    xmin, ymax = transform.c, transform.f
-    xmax, ymin = xmin + w * transform.a, ymax + h * transform.e
-    src = NumPyRasterSource(np.zeros(shape, dtype=np.uint8), xmin, ymin, xmax, ymax, srs_wkt=crs_wkt)
-    feats = gpd.GeoDataFrame(geometry=[geom], crs=crs_wkt)
-    res = exact_extract(src, feats, ["cell_id", "coverage"], output="pandas")
-    cov = np.zeros(h * w, dtype=np.float64)
-    if len(res):
-        cov[np.asarray(res.iloc[0]["cell_id"], dtype=np.int64)] = res.iloc[0]["coverage"]
-    return cov.reshape(shape)
+def outside_raster_area_m2(raster_bounds, crs, geom: BaseGeometry, model: AreaModel) -> float:
+    """Area of the part of the zone polygon that the raster does not cover [m^2]."""
+    return polygon_area_m2(geom.difference(box(*raster_bounds)), crs, model)
 
 
-def _warp(aux: AuxSource, dst_transform, dst_crs, shape: tuple[int, int]) -> np.ndarray:
-    dst = np.full(shape, np.nan, dtype=np.float32)
-    reproject(source=rasterio.band(aux.dataset, 1), destination=dst, src_nodata=aux.dataset.nodata,
-              dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=np.nan,
-              resampling=Resampling[aux.resampling])
-    return dst * np.float32(aux.scale)
+class _AuxGrid:
+    """One auxiliary raster brought onto land-cover cells, strip by strip."""
+
+    def __init__(self, spec: AuxSpec, lc: rasterio.DatasetReader):
+        self.spec = spec
+        self.ds = rasterio.open(spec.path)
+        self.lc = lc
+        self.same_crs = CRS.from_user_input(self.ds.crs) == CRS.from_user_input(lc.crs)
+        self.compiled = spec.resampling in ("bilinear", "nearest")
+        if not self.same_crs:
+            self.to_src = Transformer.from_crs(lc.crs, self.ds.crs, always_xy=True)
+
+    def close(self) -> None:
+        self.ds.close()
+
+    def sample(self, strip: Strip, col0: int, col1: int) -> np.ndarray:
+        """Values on the strip's cells col0..col1 (float32, NaN = no data), times the scale."""
+        out = np.full((strip.nrows, col1 - col0), np.nan, dtype=np.float32)
+        lc_t = self.lc.transform
+        if not self.compiled:
+            self._gdal_warp(strip, col0, out)
+        else:
+            src_inv = ~self.ds.transform
+            if self.same_crs:
+                x = lc_t.c + (np.arange(col0, col1) + 0.5) * lc_t.a
+                y = lc_t.f + (np.arange(strip.row0, strip.row0 + strip.nrows) + 0.5) * lc_t.e
+                sx = (x - self.ds.transform.c) * src_inv.a
+                sy = (y - self.ds.transform.f) * src_inv.e
+                src, r_off, c_off = self._read(sx.min(), sx.max(), sy.min(), sy.max())
+                if src is not None:
+                    kernels.bilinear_separable(src, sx, sy, self.ds.height, self.ds.width, r_off, c_off,
+                                               self.spec.resampling == "nearest", out)
+            else:
+                rows = _coarse_positions(strip.row0, strip.row0 + strip.nrows)
+                cols = _coarse_positions(col0, col1)
+                gx = lc_t.c + (cols + 0.5) * lc_t.a
+                gy = lc_t.f + (rows + 0.5) * lc_t.e
+                X, Y = np.meshgrid(gx, gy)
+                sxw, syw = self.to_src.transform(X, Y)
+                sx, sy = src_inv * (np.asarray(sxw), np.asarray(syw))
+                sx, sy = np.asarray(sx, dtype=np.float64), np.asarray(sy, dtype=np.float64)
+                ok = np.isfinite(sx) & np.isfinite(sy)
+                if ok.any():
+                    src, r_off, c_off = self._read(sx[ok].min(), sx[ok].max(), sy[ok].min(), sy[ok].max())
+                    if src is not None:
+                        kernels.bilinear_warped(src, sx, sy, (rows - strip.row0).astype(np.float64),
+                                                (cols - col0).astype(np.float64),
+                                                self.ds.height, self.ds.width, r_off, c_off,
+                                                self.spec.resampling == "nearest", out)
+        if self.spec.scale != 1.0:
+            out *= np.float32(self.spec.scale)
+        return out
+
+    def _read(self, sx_min, sx_max, sy_min, sy_max):
+        """The source pixels around a range of source coordinates (NaN for nodata), and offsets."""
+        c0 = max(0, math.floor(sx_min - 0.5) - 1)
+        c1 = min(self.ds.width, math.floor(sx_max + 0.5) + 2)
+        r0 = max(0, math.floor(sy_min - 0.5) - 1)
+        r1 = min(self.ds.height, math.floor(sy_max + 0.5) + 2)
+        if c1 <= c0 or r1 <= r0:
+            return None, 0, 0
+        arr = self.ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+        data = np.ma.getdata(arr).astype(np.float64)
+        data[np.ma.getmaskarray(arr) | ~np.isfinite(data)] = np.nan
+        return data, r0, c0
+
+    def _gdal_warp(self, strip: Strip, col0: int, out: np.ndarray) -> None:
+        from rasterio.enums import Resampling
+        from rasterio.warp import reproject
+        transform = self.lc.window_transform(Window(col0, strip.row0, out.shape[1], strip.nrows))
+        reproject(source=rasterio.band(self.ds, 1), destination=out, src_nodata=self.ds.nodata,
+                  dst_transform=transform, dst_crs=self.lc.crs, dst_nodata=np.nan,
+                  resampling=Resampling[self.spec.resampling])
 
 
-def iter_county_blocks(ds: rasterio.DatasetReader, geom: BaseGeometry, model: AreaModel,
-                       aux: dict[str, AuxSource] | None = None,
-                       max_block_pixels: int = DEFAULT_MAX_BLOCK_PIXELS) -> Iterator[PixelBlock]:
-    """Yield the county's pixels block by block (rows of its window), with areas and aux values."""
-    win = county_window(ds, geom)
-    if win is None:
-        return
-    aux = aux or {}
-    crs_wkt = ds.crs.to_wkt()
-    rows_per_block = max(1, max_block_pixels // max(1, int(win.width)))
-    for r0 in range(int(win.row_off), int(win.row_off + win.height), rows_per_block):
-        n = min(rows_per_block, int(win.row_off + win.height) - r0)
-        block = Window(win.col_off, r0, win.width, n)
-        transform = ds.window_transform(block)
-        shape = (n, int(win.width))
-        cov = _coverage(geom, crs_wkt, transform, shape)
-        inside = cov > 0
-        if not inside.any():
-            continue
-        codes = ds.read(1, window=block)
-        area = cov * row_areas_m2(ds.transform, r0, n, ds.crs, model)[:, None]
-        values = {k: _warp(a, transform, ds.crs, shape)[inside].astype(np.float64) for k, a in aux.items()}
-        yield PixelBlock(codes=codes[inside], coverage=cov[inside], area_m2=area[inside], aux=values)
+def _coarse_positions(start: int, stop: int) -> np.ndarray:
+    """Grid rows (or columns) where source coordinates are transformed exactly: the multiples of
+    COARSE_STEP around start..stop-1, anchored to the whole grid so that a cell's value does not
+    depend on the window it is read in (a one-county run equals the all-county run, bit for bit)."""
+    first = start // COARSE_STEP * COARSE_STEP
+    last = -(-(stop - 1) // COARSE_STEP) * COARSE_STEP
+    return np.arange(first, max(last, first + COARSE_STEP) + 1, COARSE_STEP)
+
+
+class GridReader:
+    """Open land-cover and auxiliary rasters for one thread (GDAL handles are not thread-safe)."""
+
+    def __init__(self, landcover: Path, aux: tuple[AuxSpec, ...], area_model: AreaModel):
+        self.lc = rasterio.open(landcover)
+        self.aux = [_AuxGrid(a, self.lc) for a in aux]
+        self.area_model = area_model
+
+    def close(self) -> None:
+        for a in self.aux:
+            a.close()
+        self.lc.close()
+
+    def __enter__(self) -> "GridReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def blocks(self, strip: Strip, zones: list[ZonePolygon], n_codes: int) -> Iterator[tuple[ZonePolygon, PixelBlock]]:
+        """Every zone reaching into the strip, with its pixels there (zones in the order given)."""
+        r0, r1 = strip.row0, strip.row0 + strip.nrows
+        here = [z for z in zones if z.row0 < r1 and z.row1 > r0]
+        if not here:
+            return
+        col0, col1 = min(z.col0 for z in here), max(z.col1 for z in here)
+        codes = self.lc.read(1, window=Window(col0, r0, col1 - col0, strip.nrows))
+        aux = {a.spec.name: a.sample(strip, col0, col1) for a in self.aux}
+        row_area = row_areas_m2(self.lc.transform, r0, strip.nrows, self.lc.crs, self.area_model)
+        for z in here:
+            zr0, zr1 = max(z.row0, r0), min(z.row1, r1)
+            cov = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, zr0,
+                                           zr1 - zr0, z.col1 - z.col0)
+            rows, cols = slice(zr0 - r0, zr1 - r0), slice(z.col0 - col0, z.col1 - col0)
+            win_codes = codes[rows, cols]
+            class_area = np.zeros(n_codes + 1)
+            class_pixels = np.zeros(n_codes + 1)
+            idx, area, cover, starts = kernels.tally_window(win_codes, cov, row_area[rows], n_codes,
+                                                            class_area, class_pixels)
+            if not idx.size:
+                continue
+            values = {}
+            for name, grid in aux.items():
+                v = np.empty(idx.size)
+                kernels.gather(np.ascontiguousarray(grid[rows, cols]), idx, v)
+                values[name] = v
+            odd = {}
+            if class_pixels[n_codes] > 0:
+                bad = win_codes[(cov > 0) & ((win_codes < 0) | (win_codes >= n_codes))]
+                odd = dict(zip(*(v.tolist() for v in np.unique(bad, return_counts=True))))
+            yield z, PixelBlock(class_area, class_pixels, area, cover, starts, values, odd)

@@ -64,7 +64,8 @@ def test_unknown_landcover_codes_are_listed_with_pixel_counts(world, capsys, pre
     before = _snapshot(previous_output)
     code, err = _run_cli(world.write(), capsys)
     _assert_failed_cleanly(code, err, previous_output, before, "lc_2020.tif [pixel values]",
-                           "not in scheme 'clcd' (counted over the counties' bounding box): 12 (2 pixels), 200 (1 pixels)", "landcover_schemes.toml")
+                           "not in scheme 'clcd' inside county 000001: 12 (2 pixels)",
+                           "not in scheme 'clcd' inside county 000002: 200 (1 pixels)", "landcover_schemes.toml")
 
 
 @pytest.mark.parametrize("codes, needle", [

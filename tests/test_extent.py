@@ -74,7 +74,7 @@ def test_blocks_give_the_same_result_as_one_window(world):
     prep = pipeline.prepare(cfg, 2020)
     try:
         one = pipeline.account(prep)
-        rows = pipeline.account(prep, max_block_pixels=2)  # one raster row per block
+        rows = pipeline.account(prep, strip_pixels=10_000)  # one raster row per strip
     finally:
         prep.close()
     for x, y in zip(one, rows):

@@ -42,10 +42,16 @@ class AuxInput:
 
 @dataclass
 class ServiceBlock:
-    """One block of a county's pixels, split by ecosystem type."""
+    """One block of a county's pixels, split by ecosystem type.
 
-    type_area_m2: dict[str, np.ndarray]  # pixel area given to each ecosystem type [m^2]
-    aux: dict[str, np.ndarray]           # auxiliary values per pixel (NaN = no data)
+    For each ecosystem type, the pixels given to it (a class split between two types, such as
+    cropland into paddy and dry, gives each its share of the pixel's area): their areas and their
+    auxiliary values, aligned. ``aux`` holds the values of all the block's pixels.
+    """
+
+    type_area_m2: dict[str, np.ndarray]             # area given to the type, per pixel [m^2]
+    type_aux: dict[str, dict[str, np.ndarray]]      # type -> auxiliary name -> value per pixel (NaN = no data)
+    aux: dict[str, np.ndarray]                      # auxiliary values of every pixel of the block
 
 
 @dataclass
@@ -111,13 +117,14 @@ def aux_values(block: ServiceBlock, ctx: ServiceContext, aux: AuxInput, ecosyste
     Pixels where the raster has no data take the type's default coefficient (``aux.default_parameter``)
     or, for inputs without a per-type default, the mean of the block's valid values.
     """
-    values = block.aux[aux.name]
+    values = block.type_aux[ecosystem_type][aux.name]
     missing = np.isnan(values)
     if not missing.any():
         return values, missing
     if aux.default_parameter is not None:
         fill = ctx.ref.coefficient(aux.default_parameter, ecosystem_type).value
     else:
-        valid = values[~missing]
+        everywhere = block.aux[aux.name]
+        valid = everywhere[~np.isnan(everywhere)]
         fill = float(valid.mean()) if valid.size else np.nan
     return np.where(missing, fill, values), missing
