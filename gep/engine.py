@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gep.accounts import CountyAccountant, CountyAccounts, ZoneTally
@@ -52,8 +52,12 @@ class EnginePlan:
     accountants: dict[str, CountyAccountant]
 
 
-def plan(prepared, strip_pixels: int = DEFAULT_STRIP_PIXELS) -> EnginePlan:
-    """Zones in grid pixels, strips of whole tile rows, one accountant per county."""
+def plan(prepared, strip_pixels: int = DEFAULT_STRIP_PIXELS, extent_only: bool = False) -> EnginePlan:
+    """Zones in grid pixels, strips of whole tile rows, one accountant per county.
+
+    ``extent_only``: no auxiliary rasters and no services, only the per-code tallies (the extent
+    account, or the land-cover code check).
+    """
     lc = prepared.landcover
     scheme = prepared.scheme
     known = [*scheme.classes, scheme.nodata, *scheme.excluded]
@@ -61,12 +65,14 @@ def plan(prepared, strip_pixels: int = DEFAULT_STRIP_PIXELS) -> EnginePlan:
     zones = []
     accountants = {}
     for job in prepared.jobs():
+        if extent_only:
+            job = replace(job, services=[])
         accountants[job.county_code] = CountyAccountant(job, n_codes)
         z = zone_polygon(job.county_code, job.geometry, lc.transform, lc.width, lc.height)
         if z is not None:
             zones.append(z)
     strips = plan_strips(lc.height, lc.width, lc.block_shapes[0][0], zones, strip_pixels)
-    return EnginePlan(Path(lc.name), prepared.aux, prepared.cfg.area_model, scheme.key, prepared.cfg.schemes_file,
+    return EnginePlan(Path(lc.name), () if extent_only else prepared.aux, prepared.cfg.area_model, scheme.key, prepared.cfg.schemes_file,
                       n_codes, zones, strips, accountants)
 
 
@@ -103,8 +109,8 @@ def tally_local(p: EnginePlan, workers: int | None = None) -> dict[int, StripTal
         return {i: t for part in done for i, t in part}
 
 
-def finish(p: EnginePlan, per_strip: dict[int, StripTallies]) -> list[CountyAccounts]:
-    """Merge the strips' tallies in strip order, refuse unknown codes, build every county's tables."""
+def merge(p: EnginePlan, per_strip: dict[int, StripTallies]) -> dict[str, ZoneTally]:
+    """Every county's tally over all strips, added in strip order (the same bits on any runner)."""
     missing = sorted(set(range(len(p.strips))) - set(per_strip))
     if missing:
         raise RuntimeError(f"strips {missing[:10]} were not tallied")
@@ -112,6 +118,12 @@ def finish(p: EnginePlan, per_strip: dict[int, StripTallies]) -> list[CountyAcco
     for i in range(len(p.strips)):
         for code, tally in per_strip[i].items():
             merged[code].add(tally)
+    return merged
+
+
+def finish(p: EnginePlan, per_strip: dict[int, StripTallies]) -> list[CountyAccounts]:
+    """Merge the strips' tallies, refuse unknown codes, build every county's tables."""
+    merged = merge(p, per_strip)
     problems = unknown_code_problems(p, merged)
     if problems:
         raise InputValidationError(problems)
@@ -131,18 +143,6 @@ def unknown_code_problems(p: EnginePlan, merged: dict[str, ZoneTally]) -> list[I
                 f"use the right landcover_scheme (known codes: {sorted(acc.job.scheme.classes)}), or add the "
                 f"codes to {p.schemes_file} ([{p.scheme_key}.classes] or excluded)"))
     return problems
-
-
-def count_codes(p: EnginePlan) -> dict[str, ZoneTally]:
-    """Only the per-code tallies of every county (no auxiliary rasters, no services): the
-    land-cover check of a run that fails validation anyway, or of ``gep validate``."""
-    merged = {code: acc.empty() for code, acc in p.accountants.items()}
-    with GridReader(p.landcover, (), p.area_model) as reader:
-        for strip in p.strips:
-            for z, block in reader.blocks(strip, p.zones, p.n_codes):
-                merged[z.code].add(ZoneTally(block.class_area_m2, block.class_pixels, {},
-                                             dict(block.out_of_range_codes)))
-    return merged
 
 
 # ------------------------------------------------------------------ workers in other processes

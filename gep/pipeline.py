@@ -130,8 +130,8 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
 
 def landcover_code_problems(prepared: PreparedRun) -> list[InputProblem]:
     """Land-cover codes inside the counties that the scheme does not know (decodes the raster)."""
-    p = engine.plan(prepared)
-    return engine.unknown_code_problems(p, engine.count_codes(p))
+    p = engine.plan(prepared, extent_only=True)
+    return engine.unknown_code_problems(p, engine.merge(p, engine.tally_local(p)))
 
 
 _VALIDATED: dict[tuple, PreparedRun] = {}
