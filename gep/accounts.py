@@ -115,6 +115,11 @@ class CountyAccountant:
             parts = [(slice(starts[c], starts[c + 1]), share) for c, share in codes if starts[c + 1] > starts[c]]
             if not parts:
                 continue
+            if len(parts) == 1:  # the usual case: views, no copies
+                (sl, share), = parts
+                type_area[t] = block.area_m2[sl] * share if share != 1.0 else block.area_m2[sl]
+                type_aux[t] = {name: v[sl] for name, v in block.aux.items()}
+                continue
             type_area[t] = np.concatenate([block.area_m2[sl] * share for sl, share in parts])
             type_aux[t] = {name: np.concatenate([v[sl] for sl, _ in parts]) for name, v in block.aux.items()}
         sblock = ServiceBlock(type_area_m2=type_area, type_aux=type_aux, aux=block.aux)

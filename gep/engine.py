@@ -51,6 +51,10 @@ class EnginePlan:
     strips: list[Strip]
     accountants: dict[str, CountyAccountant]
 
+    @property
+    def has_services(self) -> bool:
+        return any(acc.job.services for acc in self.accountants.values())
+
 
 def plan(prepared, strip_pixels: int = DEFAULT_STRIP_PIXELS, extent_only: bool = False) -> EnginePlan:
     """Zones in grid pixels, strips of whole tile rows, one accountant per county.
@@ -79,7 +83,7 @@ def plan(prepared, strip_pixels: int = DEFAULT_STRIP_PIXELS, extent_only: bool =
 def tally_strips(p: EnginePlan, strip_ids: list[int]) -> list[tuple[int, StripTallies]]:
     """Tally the given strips in this thread, with its own raster handles."""
     out = []
-    with GridReader(p.landcover, p.aux, p.area_model) as reader:
+    with GridReader(p.landcover, p.aux, p.area_model, group=p.has_services) as reader:
         for i in strip_ids:
             strip = p.strips[i]
             out.append((i, {z.code: p.accountants[z.code].tally(block)

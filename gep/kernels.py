@@ -1,13 +1,14 @@
 """Compiled inner loops of the zonal engine (numba, GIL released, cached to __pycache__).
 
-Three kernels, each checked against a maintained library in the tests (tests/test_engine.py):
+Each is checked against a maintained library in the tests (tests/test_engine.py):
 
 - :func:`polygon_coverage`: the exact fraction of every cell of a window covered by a polygon, by
-  signed-area accumulation (oracle: exactextract's coverage fractions);
-- :func:`tally_window`: per-code sums of covered area and coverage in one zone window, and the
-  covered pixels grouped by code (oracle: numpy bincount over exactextract's cells);
-- :func:`bilinear_separable` (same CRS) and :func:`bilinear_warped` (another CRS): an auxiliary raster
-  sampled at the land-cover cell centres the way GDAL's warper does it (oracle: rasterio.warp).
+  signed-area accumulation (oracles: shapely's exact intersections, exactextract's coverage);
+- :func:`zone_tally`: the same coverage, tallied per land-cover code in the same pass, with the
+  covered pixels grouped by code (oracle: exactextract's class areas);
+- :func:`sample_separable` (same CRS) and :func:`sample_warped` (another CRS): an auxiliary raster
+  sampled at the centres of covered land-cover cells the way GDAL's warper does it (oracle:
+  rasterio.warp / WarpedVRT).
 """
 from __future__ import annotations
 
@@ -20,22 +21,31 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit(acc, r, c, ncols, d, xm):
+def _deposit(acc, span, r, c, ncols, d, xm):
     """Add one sub-segment (signed height d, mid x xm in window columns, inside column c) to row r.
 
     The cells right of the segment gain d; cell c itself gains d x (c + 1 - xm), the part of the
     cell right of the line. Stored as differences along the row: a prefix sum restores the areas.
+    ``span[r]`` keeps the first and last column touched: left of it the row is empty, right of it
+    constant.
     """
     if c < 0:
         acc[r, 0] += d
+        c = 0
     elif c < ncols:
         inside = d * (c + 1.0 - xm)
         acc[r, c] += inside
         acc[r, c + 1] += d - inside
+    else:
+        return
+    if c < span[r, 0]:
+        span[r, 0] = c
+    if c + 1 > span[r, 1]:
+        span[r, 1] = c + 1
 
 
 @njit(nogil=True, cache=True)
-def _accumulate_edge(acc, x0, y0, x1, y1, sign, nrows, ncols):
+def _accumulate_edge(acc, span, x0, y0, x1, y1, sign, nrows, ncols):
     """Signed exact areas of one polygon edge (window pixel coordinates, y down) into ``acc``."""
     if y0 == y1:
         return
@@ -57,25 +67,29 @@ def _accumulate_edge(acc, x0, y0, x1, y1, sign, nrows, ncols):
         d = d_dir * (yb - ya)
         c_lo = int(math.floor(lo))
         if hi <= c_lo + 1.0:  # within one column (or a vertical edge)
-            _deposit(acc, r, c_lo, ncols, d, 0.5 * (xa + xb))
+            _deposit(acc, span, r, c_lo, ncols, d, 0.5 * (xa + xb))
             continue
         # Split at the integer x crossings; heights are proportional to x-lengths on a line.
         per_x = d / (hi - lo)
         if lo < 0.0:  # the part left of the window covers whole rows
             q = min(hi, 0.0)
-            _deposit(acc, r, -1, ncols, per_x * (q - lo), 0.5 * (lo + q))
+            _deposit(acc, span, r, -1, ncols, per_x * (q - lo), 0.5 * (lo + q))
         c_first = max(c_lo, 0)
         c_end = min(int(math.ceil(hi)), ncols)  # the part right of the window adds nothing
         for c in range(c_first, c_end):
             p = max(lo, float(c))
             q = min(hi, c + 1.0)
             if q > p:
-                _deposit(acc, r, c, ncols, per_x * (q - p), 0.5 * (p + q))
+                _deposit(acc, span, r, c, ncols, per_x * (q - p), 0.5 * (p + q))
 
 
 @njit(nogil=True, cache=True)
-def _coverage_acc(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols):
+def _accumulate(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols):
+    """Per-row area differences of a polygon over a window, and each row's touched column span."""
     acc = np.zeros((nrows, ncols + 2), dtype=np.float64)
+    span = np.empty((nrows, 2), dtype=np.int64)
+    span[:, 0] = ncols + 1
+    span[:, 1] = -1
     n_rings = ring_starts.size - 1
     for k in range(n_rings):
         s, e = ring_starts[k], ring_starts[k + 1]
@@ -88,15 +102,27 @@ def _coverage_acc(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols):
             continue
         sign = -ring_signs[k] if area2 > 0.0 else ring_signs[k]
         for i in range(s, e - 1):
-            _accumulate_edge(acc, xs[i] - col0, ys[i] - row0, xs[i + 1] - col0, ys[i + 1] - row0,
+            _accumulate_edge(acc, span, xs[i] - col0, ys[i] - row0, xs[i + 1] - col0, ys[i + 1] - row0,
                              float(sign), nrows, ncols)
-    out = np.empty((nrows, ncols), dtype=np.float64)
+    return acc, span
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _fraction(run):
+    # Float round-off leaves |error| ~1e-15 around 0 and 1; coverage is a fraction.
+    return 0.0 if run < 1e-12 else (1.0 if run > 1.0 else run)
+
+
+@njit(nogil=True, cache=True)
+def _coverage(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols):
+    acc, span = _accumulate(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols)
+    out = np.zeros((nrows, ncols), dtype=np.float64)
     for r in range(nrows):
         run = 0.0
-        for c in range(ncols):
-            run += acc[r, c]
-            # Float round-off leaves |error| ~1e-15 around 0 and 1; coverage is a fraction.
-            out[r, c] = 0.0 if run < 1e-12 else (1.0 if run > 1.0 else run)
+        for c in range(span[r, 0], ncols):
+            if c <= span[r, 1]:
+                run += acc[r, c]
+            out[r, c] = _fraction(run)
     return out
 
 
@@ -120,59 +146,81 @@ def polygon_coverage(xs: np.ndarray, ys: np.ndarray, ring_starts: np.ndarray, ri
     font renderers, here in float64). Parts of the polygon outside the window are handled exactly:
     left of it they cover whole rows, above, below and right of it nothing.
     """
-    return _coverage_acc(xs, ys, ring_starts, ring_signs, float(col0), float(row0), nrows, ncols)
-
-
-# -------------------------------------------------------------------------------- tallying
+    return _coverage(xs, ys, ring_starts, ring_signs, float(col0), float(row0), nrows, ncols)
 
 
 @njit(nogil=True, cache=True)
-def tally_window(codes, coverage, row_area, n_codes, class_area, class_cover):
-    """Per-code area and coverage sums of one zone window; covered pixels grouped by code.
+def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_codes, class_area, class_cover,
+               group):
+    """Exact coverage of a zone over a window of codes, tallied per code in the same pass.
 
     Parameters
     ----------
-    codes : land-cover codes of the window (rows x cols, any integer dtype)
-    coverage : covered fraction of each cell (rows x cols)
-    row_area : area of one cell in each row [m^2]
+    xs, ys, ring_starts, ring_signs : the zone's rings, as for :func:`polygon_coverage`
+    col0, row0 : grid position of the window's first cell (float)
+    codes : land-cover codes of the window (rows x cols view, any integer dtype)
+    row_area : area of one cell in each row of the window [m^2]
     n_codes : codes 0 .. n_codes-1 are tallied; others go to slot n_codes ("out of range")
     class_area, class_cover : (n_codes + 1) accumulators [m^2] and [pixels], added to in place
+    group : also return the covered pixels grouped by code (the services need them)
 
     Returns
     -------
-    flat_index, area_m2, cover, code_starts : the covered pixels' flat window indices, areas [m^2]
-        and coverage, grouped by code; pixels of code k are ``code_starts[k]:code_starts[k + 1]``.
+    rows, cols, area_m2, cover, code_starts, raster_order : the covered pixels' window rows and
+        columns, areas [m^2] and coverage, grouped by code (pixels of code k are
+        ``code_starts[k]:code_starts[k + 1]``), and their positions in raster order (empty arrays
+        unless ``group``).
     """
     nrows, ncols = codes.shape
+    acc, span = _accumulate(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols)
     counts = np.zeros(n_codes + 2, dtype=np.int64)
     for r in range(nrows):
-        for c in range(ncols):
-            if coverage[r, c] > 0.0:
-                k = codes[r, c]
-                slot = k if 0 <= k < n_codes else n_codes
-                counts[slot + 1] += 1
-    starts = np.cumsum(counts)
-    n = starts[-1]
-    flat_index = np.empty(n, dtype=np.int64)
-    area = np.empty(n, dtype=np.float64)
-    cover = np.empty(n, dtype=np.float64)
-    fill = starts[:-1].copy()
-    for r in range(nrows):
         ra = row_area[r]
-        for c in range(ncols):
-            cov = coverage[r, c]
+        run = 0.0
+        for c in range(span[r, 0], ncols):
+            if c <= span[r, 1]:
+                run += acc[r, c]
+            cov = _fraction(run)
             if cov > 0.0:
                 k = codes[r, c]
                 slot = k if 0 <= k < n_codes else n_codes
-                a = cov * ra
-                class_area[slot] += a
+                class_area[slot] += cov * ra
                 class_cover[slot] += cov
+                counts[slot + 1] += 1
+            elif c > span[r, 1]:
+                break
+    starts = np.cumsum(counts)
+    n = starts[-1] if group else 0
+    rows = np.empty(n, dtype=np.int32)
+    cols = np.empty(n, dtype=np.int32)
+    area = np.empty(n, dtype=np.float64)
+    cover = np.empty(n, dtype=np.float64)
+    raster_order = np.empty(n, dtype=np.int64)
+    if not group:
+        return rows, cols, area, cover, starts, raster_order
+    fill = starts[:-1].copy()
+    seen = 0
+    for r in range(nrows):
+        ra = row_area[r]
+        run = 0.0
+        for c in range(span[r, 0], ncols):
+            if c <= span[r, 1]:
+                run += acc[r, c]
+            cov = _fraction(run)
+            if cov > 0.0:
+                k = codes[r, c]
+                slot = k if 0 <= k < n_codes else n_codes
                 j = fill[slot]
-                flat_index[j] = r * ncols + c
-                area[j] = a
+                rows[j] = r
+                cols[j] = c
+                area[j] = cov * ra
                 cover[j] = cov
                 fill[slot] = j + 1
-    return flat_index, area, cover, starts
+                raster_order[seen] = j
+                seen += 1
+            elif c > span[r, 1]:
+                break
+    return rows, cols, area, cover, starts, raster_order
 
 
 # -------------------------------------------------------------------------------- resampling
@@ -190,13 +238,18 @@ def _bilinear_at(src, sx, sy, height, width, row_off, col_off):
     """
     if not (0.0 <= sx < width and 0.0 <= sy < height):
         return np.nan
-    centre = src[int(math.floor(sy)) - row_off, int(math.floor(sx)) - col_off]
-    if centre != centre:  # GDAL: a cell whose centre falls on a nodata source pixel is nodata
-        return np.nan
-    i0 = int(math.floor(sx - 0.5))
-    j0 = int(math.floor(sy - 0.5))
+    i0 = int(sx + 0.5) - 1  # = floor(sx - 0.5), as sx >= 0 (int() truncates: cheaper than floor)
+    j0 = int(sy + 0.5) - 1
     fx = sx - 0.5 - i0
     fy = sy - 0.5 - j0
+    if 0 <= i0 and i0 + 1 < width and 0 <= j0 and j0 + 1 < height:
+        r, c = j0 - row_off, i0 - col_off
+        v00, v01, v10, v11 = src[r, c], src[r, c + 1], src[r + 1, c], src[r + 1, c + 1]
+        if v00 == v00 and v01 == v01 and v10 == v10 and v11 == v11:  # the common case: all valid
+            return ((v00 * (1.0 - fx) + v01 * fx) * (1.0 - fy)) + ((v10 * (1.0 - fx) + v11 * fx) * fy)
+    centre = src[int(sy) - row_off, int(sx) - col_off]
+    if centre != centre:  # GDAL: a cell whose centre falls on a nodata source pixel is nodata
+        return np.nan
     total = 0.0
     weight = 0.0
     for dj in range(2):
@@ -225,57 +278,77 @@ def _bilinear_at(src, sx, sy, height, width, row_off, col_off):
 def _nearest_at(src, sx, sy, height, width, row_off, col_off):
     if not (0.0 <= sx < width and 0.0 <= sy < height):
         return np.nan
-    return src[int(math.floor(sy)) - row_off, int(math.floor(sx)) - col_off]
+    return src[int(sy) - row_off, int(sx) - col_off]
 
 
 @njit(nogil=True, cache=True)
-def bilinear_separable(src, sx, sy, height, width, row_off, col_off, nearest, out):
-    """Sample ``src`` at every (sy[r], sx[c]) of a grid whose rows and columns map separately
-    (same CRS, no rotation); writes float32 into ``out`` (len(sy) x len(sx))."""
-    for r in range(sy.size):
-        for c in range(sx.size):
-            if nearest:
-                out[r, c] = _nearest_at(src, sx[c], sy[r], height, width, row_off, col_off)
-            else:
-                out[r, c] = _bilinear_at(src, sx[c], sy[r], height, width, row_off, col_off)
+def sample_separable(src, sx_cols, sy_rows, rows, cols, order, row_shift, col_shift, height, width, row_off,
+                     col_off, nearest, scale, out):
+    """Sample ``src`` at the centres of some cells of a grid whose columns and rows map to source
+    columns and rows separately (same CRS, no rotation).
 
-
-@njit(nogil=True, cache=True)
-def gather(values, flat_index, out):
-    """out[i] = values.flat[flat_index[i]] (float32 in, float64 out)."""
-    flat = values.ravel()
-    for i in range(flat_index.size):
-        out[i] = flat[flat_index[i]]
-
-
-@njit(nogil=True, cache=True)
-def bilinear_warped(src, coarse_sx, coarse_sy, row_pos, col_pos, height, width, row_off, col_off,
-                    nearest, out):
-    """Sample ``src`` at source coordinates known on a coarse grid of the destination cells.
-
-    ``coarse_sx``/``coarse_sy`` hold exact source pixel coordinates (from pyproj) at destination
-    rows ``row_pos`` and columns ``col_pos`` (increasing, evenly spaced, enclosing 0..n-1);
-    between them the coordinates are interpolated bilinearly (GDAL's approximate transformer does
-    the same along scanlines, within 0.125 source pixels; over 16 cells this is far closer).
+    Cell i is row ``rows[i] + row_shift``, column ``cols[i] + col_shift`` of the ``sy_rows`` /
+    ``sx_cols`` arrays (source pixel coordinate of each row and column centre). Each value is
+    rounded to float32 (GDAL's output type) and multiplied by ``scale`` in float32, as a float32
+    raster times its scale would be.
     """
-    nrows, ncols = out.shape
-    k = 0
-    for r in range(nrows):
-        while k < row_pos.size - 2 and r > row_pos[k + 1]:
-            k += 1
-        ty = (r - row_pos[k]) / (row_pos[k + 1] - row_pos[k]) if row_pos.size > 1 else 0.0
-        k1 = min(k + 1, row_pos.size - 1)
-        j = 0
-        for c in range(ncols):
-            while j < col_pos.size - 2 and c > col_pos[j + 1]:
-                j += 1
-            tx = (c - col_pos[j]) / (col_pos[j + 1] - col_pos[j]) if col_pos.size > 1 else 0.0
-            j1 = min(j + 1, col_pos.size - 1)
-            sx = ((1 - ty) * ((1 - tx) * coarse_sx[k, j] + tx * coarse_sx[k, j1])
-                  + ty * ((1 - tx) * coarse_sx[k1, j] + tx * coarse_sx[k1, j1]))
-            sy = ((1 - ty) * ((1 - tx) * coarse_sy[k, j] + tx * coarse_sy[k, j1])
-                  + ty * ((1 - tx) * coarse_sy[k1, j] + tx * coarse_sy[k1, j1]))
-            if nearest:
-                out[r, c] = _nearest_at(src, sx, sy, height, width, row_off, col_off)
-            else:
-                out[r, c] = _bilinear_at(src, sx, sy, height, width, row_off, col_off)
+    for i in range(rows.size):
+        sx = sx_cols[cols[i] + col_shift]
+        sy = sy_rows[rows[i] + row_shift]
+        if nearest:
+            v = _nearest_at(src, sx, sy, height, width, row_off, col_off)
+        else:
+            v = _bilinear_at(src, sx, sy, height, width, row_off, col_off)
+        out[i] = np.float32(v) * scale
+
+
+COARSE_SHIFT = 4                  # exact coordinate transforms every 2**4 = 16 cells (another CRS)
+COARSE_STEP = 1 << COARSE_SHIFT
+
+
+@njit(nogil=True, cache=True)
+def sample_warped(src, coarse_sx, coarse_sy, rows, cols, order, row_shift, col_shift, height, width, row_off,
+                  col_off, nearest, scale, out):
+    """Sample ``src`` at the centres of some cells of a grid in another CRS.
+
+    ``coarse_sx``/``coarse_sy`` hold exact source pixel coordinates (from pyproj) at every
+    COARSE_STEP-th row and column of the grid, from the cell (0, 0) of the coarse frame; cell i is
+    ``rows[i] + row_shift``, ``cols[i] + col_shift`` away from that origin. Its coordinates are
+    interpolated between the four surrounding exact points, first down the two coarse columns,
+    then along the row (GDAL's approximate transformer interpolates along scanlines within 0.125
+    source pixels; over 16 cells this is far closer). Cells are visited in raster ``order``, so
+    the interpolation down the columns is done once per row. Values as in :func:`sample_separable`.
+    """
+    inv = 1.0 / COARSE_STEP
+    n_j = coarse_sx.shape[1]
+    row_sx = np.empty(n_j)
+    row_sy = np.empty(n_j)
+    j_lo = (np.min(cols) + col_shift) >> COARSE_SHIFT if rows.size else 0
+    j_hi = min(n_j - 1, ((np.max(cols) + col_shift) >> COARSE_SHIFT) + 1) if rows.size else 0
+    last_r = -1
+    for i in order:
+        r = rows[i] + row_shift
+        if r != last_r:
+            k = r >> COARSE_SHIFT
+            ty = (r - (k << COARSE_SHIFT)) * inv
+            for j in range(j_lo, j_hi + 1):
+                row_sx[j] = (1.0 - ty) * coarse_sx[k, j] + ty * coarse_sx[k + 1, j]
+                row_sy[j] = (1.0 - ty) * coarse_sy[k, j] + ty * coarse_sy[k + 1, j]
+            last_r = r
+        c = cols[i] + col_shift
+        j = c >> COARSE_SHIFT
+        tx = (c - (j << COARSE_SHIFT)) * inv
+        sx = (1.0 - tx) * row_sx[j] + tx * row_sx[j + 1]
+        sy = (1.0 - tx) * row_sy[j] + tx * row_sy[j + 1]
+        if nearest:
+            v = _nearest_at(src, sx, sy, height, width, row_off, col_off)
+        else:
+            v = _bilinear_at(src, sx, sy, height, width, row_off, col_off)
+        out[i] = np.float32(v) * scale
+
+
+@njit(nogil=True, cache=True)
+def gather(values, rows, cols, row_shift, col_shift, scale, out):
+    """out[i] = values[rows[i] + row_shift, cols[i] + col_shift] * scale (float32 arithmetic)."""
+    for i in range(rows.size):
+        out[i] = values[rows[i] + row_shift, cols[i] + col_shift] * scale

@@ -18,18 +18,17 @@ import numpy as np
 import pandas as pd
 import rasterio
 from pydantic import ValidationError
-from rasterio.features import geometry_mask
-from rasterio.warp import transform_geom
-from shapely.geometry import mapping, shape
+from pyproj import CRS
+from rasterio.windows import Window
 
-from gep import engine, io
+from gep import engine, io, kernels
 from gep.accounts import CountyAccounts, CountyJob, ServiceRun
 from gep.config import LandCoverScheme, ReferenceData, RunConfig, load_reference_data, sha256_file
 from gep.errors import InputProblem, InputValidationError
 from gep.services import REGISTRY
 from gep.services.base import ServiceContext
 from gep.valuation import index_price
-from gep.zonal import AuxSpec, bounds_window
+from gep.zonal import AuxSpec, zone_polygon
 
 log = logging.getLogger(__name__)
 
@@ -237,15 +236,25 @@ def _align_boundaries(cfg: RunConfig, counties: gpd.GeoDataFrame, landcover) -> 
 
 
 def _check_aux_coverage(path: Path, name: str, ds, counties: gpd.GeoDataFrame, lc_crs) -> list[InputProblem]:
-    """Each county must have valid auxiliary data over most of its area (outside the raster = no data)."""
+    """Each county must have valid auxiliary data over most of its area (outside the raster = no data).
+
+    The share is the exact covered area of the county's valid auxiliary cells over the county's
+    area, both on the auxiliary raster's own grid (the engine's coverage kernel).
+    """
     problems = []
-    for code, geom in zip(counties["county_code"], counties.geometry):
-        g = shape(transform_geom(lc_crs, ds.crs, mapping(geom))) if lc_crs != ds.crs else geom
-        win = bounds_window(ds.transform, g.bounds)
-        arr = ds.read(1, window=win, boundless=True, masked=True)
-        inside = ~geometry_mask([g], out_shape=arr.shape, transform=ds.window_transform(win), all_touched=True)
-        valid = ~np.ma.getmaskarray(arr) & np.isfinite(arr.filled(0).astype(np.float64))
-        covered = float((inside & valid).sum()) / max(1, int(inside.sum()))
+    in_aux_crs = counties.geometry if CRS.from_user_input(lc_crs) == CRS.from_user_input(ds.crs) \
+        else counties.geometry.to_crs(ds.crs)
+    cell = abs(ds.transform.a * ds.transform.e)
+    for code, g in zip(counties["county_code"], in_aux_crs):
+        z = zone_polygon(code, g, ds.transform, ds.width, ds.height)
+        covered = 0.0
+        if z is not None:
+            win = Window(z.col0, z.row0, z.col1 - z.col0, z.row1 - z.row0)
+            arr = ds.read(1, window=win, masked=True)
+            valid = ~np.ma.getmaskarray(arr) & np.isfinite(np.ma.getdata(arr).astype(np.float64))
+            cover = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, z.row0,
+                                             z.row1 - z.row0, z.col1 - z.col0)
+            covered = float((cover * valid).sum()) / (g.area / cell)
         if covered < MIN_AUX_COVERAGE:
             problems.append(InputProblem(str(path), f"auxiliary.{name}",
                                          f"does not cover county {code}: valid data over {covered:.0%} of it",

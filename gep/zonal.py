@@ -27,10 +27,10 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from gep import kernels
+from gep.kernels import COARSE_STEP
 from gep.area import AreaModel, polygon_area_m2, row_areas_m2
 
 DEFAULT_STRIP_PIXELS = 4_000_000  # ~15 MB of codes, ~50 MB of auxiliary values per strip
-COARSE_STEP = 16                  # cells between exactly transformed points (another-CRS auxiliaries)
 
 
 @dataclass(frozen=True)
@@ -144,14 +144,31 @@ def outside_raster_area_m2(raster_bounds, crs, geom: BaseGeometry, model: AreaMo
     return polygon_area_m2(geom.difference(box(*raster_bounds)), crs, model)
 
 
+@dataclass
+class _StripSource:
+    """An auxiliary raster's pixels and coordinates for one strip, ready to sample at any cell."""
+
+    src: np.ndarray | None      # source pixels around the strip (NaN = nodata); None: nothing there
+    row_off: int                # source row / column of src[0, 0]
+    col_off: int
+    sx: np.ndarray | None = None  # same CRS: source column coordinate of each strip column
+    sy: np.ndarray | None = None  # and source row coordinate of each strip row
+    coarse_sx: np.ndarray | None = None  # another CRS: exact coordinates every COARSE_STEP cells
+    coarse_sy: np.ndarray | None = None
+    coarse_row0: int = 0        # strip row and column of coarse[0, 0]
+    coarse_col0: int = 0
+    warped: np.ndarray | None = None  # GDAL's warper (average, cubic): values of every strip cell
+
+
 class _AuxGrid:
-    """One auxiliary raster brought onto land-cover cells, strip by strip."""
+    """One auxiliary raster brought onto land-cover cells: per strip, then at the covered cells."""
 
     def __init__(self, spec: AuxSpec, lc: rasterio.DatasetReader):
         self.spec = spec
         self.ds = rasterio.open(spec.path)
         self.lc = lc
         self.same_crs = CRS.from_user_input(self.ds.crs) == CRS.from_user_input(lc.crs)
+        self.nearest = spec.resampling == "nearest"
         self.compiled = spec.resampling in ("bilinear", "nearest")
         if not self.same_crs:
             self.to_src = Transformer.from_crs(lc.crs, self.ds.crs, always_xy=True)
@@ -159,42 +176,53 @@ class _AuxGrid:
     def close(self) -> None:
         self.ds.close()
 
-    def sample(self, strip: Strip, col0: int, col1: int) -> np.ndarray:
-        """Values on the strip's cells col0..col1 (float32, NaN = no data), times the scale."""
-        out = np.full((strip.nrows, col1 - col0), np.nan, dtype=np.float32)
-        lc_t = self.lc.transform
+    def for_strip(self, strip: Strip, col0: int, col1: int) -> _StripSource:
+        """Read what the strip's cells col0..col1 need of the source, and where they fall on it."""
         if not self.compiled:
+            out = np.full((strip.nrows, col1 - col0), np.nan, dtype=np.float32)
             self._gdal_warp(strip, col0, out)
-        else:
-            src_inv = ~self.ds.transform
-            if self.same_crs:
-                x = lc_t.c + (np.arange(col0, col1) + 0.5) * lc_t.a
-                y = lc_t.f + (np.arange(strip.row0, strip.row0 + strip.nrows) + 0.5) * lc_t.e
-                sx = (x - self.ds.transform.c) * src_inv.a
-                sy = (y - self.ds.transform.f) * src_inv.e
-                src, r_off, c_off = self._read(sx.min(), sx.max(), sy.min(), sy.max())
-                if src is not None:
-                    kernels.bilinear_separable(src, sx, sy, self.ds.height, self.ds.width, r_off, c_off,
-                                               self.spec.resampling == "nearest", out)
-            else:
-                rows = _coarse_positions(strip.row0, strip.row0 + strip.nrows)
-                cols = _coarse_positions(col0, col1)
-                gx = lc_t.c + (cols + 0.5) * lc_t.a
-                gy = lc_t.f + (rows + 0.5) * lc_t.e
-                X, Y = np.meshgrid(gx, gy)
-                sxw, syw = self.to_src.transform(X, Y)
-                sx, sy = src_inv * (np.asarray(sxw), np.asarray(syw))
-                sx, sy = np.asarray(sx, dtype=np.float64), np.asarray(sy, dtype=np.float64)
-                ok = np.isfinite(sx) & np.isfinite(sy)
-                if ok.any():
-                    src, r_off, c_off = self._read(sx[ok].min(), sx[ok].max(), sy[ok].min(), sy[ok].max())
-                    if src is not None:
-                        kernels.bilinear_warped(src, sx, sy, (rows - strip.row0).astype(np.float64),
-                                                (cols - col0).astype(np.float64),
-                                                self.ds.height, self.ds.width, r_off, c_off,
-                                                self.spec.resampling == "nearest", out)
-        if self.spec.scale != 1.0:
-            out *= np.float32(self.spec.scale)
+            return _StripSource(None, 0, 0, warped=out)
+        lc_t, src_inv = self.lc.transform, ~self.ds.transform
+        if self.same_crs:
+            x = lc_t.c + (np.arange(col0, col1) + 0.5) * lc_t.a
+            y = lc_t.f + (np.arange(strip.row0, strip.row0 + strip.nrows) + 0.5) * lc_t.e
+            sx = (x - self.ds.transform.c) * src_inv.a
+            sy = (y - self.ds.transform.f) * src_inv.e
+            src, r_off, c_off = self._read(sx.min(), sx.max(), sy.min(), sy.max())
+            return _StripSource(src, r_off, c_off, sx=sx, sy=sy)
+        # Exact transforms on a coarse frame anchored to the whole grid (multiples of COARSE_STEP),
+        # so that a cell's value never depends on the window it is read in.
+        r_first = strip.row0 // COARSE_STEP * COARSE_STEP
+        c_first = col0 // COARSE_STEP * COARSE_STEP
+        rows = np.arange(r_first, strip.row0 + strip.nrows + COARSE_STEP, COARSE_STEP)
+        cols = np.arange(c_first, col1 + COARSE_STEP, COARSE_STEP)
+        X, Y = np.meshgrid(lc_t.c + (cols + 0.5) * lc_t.a, lc_t.f + (rows + 0.5) * lc_t.e)
+        sxw, syw = self.to_src.transform(X, Y)
+        sx, sy = src_inv * (np.asarray(sxw), np.asarray(syw))
+        sx, sy = np.asarray(sx, dtype=np.float64), np.asarray(sy, dtype=np.float64)
+        ok = np.isfinite(sx) & np.isfinite(sy)
+        src, r_off, c_off = (self._read(sx[ok].min(), sx[ok].max(), sy[ok].min(), sy[ok].max())
+                             if ok.any() else (None, 0, 0))
+        return _StripSource(src, r_off, c_off, coarse_sx=sx, coarse_sy=sy,
+                            coarse_row0=r_first - strip.row0, coarse_col0=c_first - col0)
+
+    def at(self, strip_src: _StripSource, rows: np.ndarray, cols: np.ndarray, order: np.ndarray, win_row: int,
+           win_col: int) -> np.ndarray:
+        """Values (float64, NaN = no data, times the scale) at cells ``rows``, ``cols`` of a window
+        whose first cell is strip row ``win_row``, strip column ``win_col`` (``order``: the cells
+        in raster order)."""
+        out = np.full(rows.size, np.nan)
+        s = strip_src
+        scale = np.float32(self.spec.scale)
+        if s.warped is not None:
+            kernels.gather(s.warped, rows, cols, win_row, win_col, scale, out)
+        elif s.src is not None and s.sx is not None:
+            kernels.sample_separable(s.src, s.sx, s.sy, rows, cols, order, win_row, win_col, self.ds.height,
+                                     self.ds.width, s.row_off, s.col_off, self.nearest, scale, out)
+        elif s.src is not None:
+            kernels.sample_warped(s.src, s.coarse_sx, s.coarse_sy, rows, cols, order, win_row - s.coarse_row0,
+                                  win_col - s.coarse_col0, self.ds.height, self.ds.width, s.row_off, s.col_off,
+                                  self.nearest, scale, out)
         return out
 
     def _read(self, sx_min, sx_max, sy_min, sy_max):
@@ -219,22 +247,14 @@ class _AuxGrid:
                   resampling=Resampling[self.spec.resampling])
 
 
-def _coarse_positions(start: int, stop: int) -> np.ndarray:
-    """Grid rows (or columns) where source coordinates are transformed exactly: the multiples of
-    COARSE_STEP around start..stop-1, anchored to the whole grid so that a cell's value does not
-    depend on the window it is read in (a one-county run equals the all-county run, bit for bit)."""
-    first = start // COARSE_STEP * COARSE_STEP
-    last = -(-(stop - 1) // COARSE_STEP) * COARSE_STEP
-    return np.arange(first, max(last, first + COARSE_STEP) + 1, COARSE_STEP)
-
-
 class GridReader:
     """Open land-cover and auxiliary rasters for one thread (GDAL handles are not thread-safe)."""
 
-    def __init__(self, landcover: Path, aux: tuple[AuxSpec, ...], area_model: AreaModel):
+    def __init__(self, landcover: Path, aux: tuple[AuxSpec, ...], area_model: AreaModel, group: bool = True):
         self.lc = rasterio.open(landcover)
         self.aux = [_AuxGrid(a, self.lc) for a in aux]
         self.area_model = area_model
+        self.group = group  # hand out the covered pixels (services need them; the extent does not)
 
     def close(self) -> None:
         for a in self.aux:
@@ -255,27 +275,25 @@ class GridReader:
             return
         col0, col1 = min(z.col0 for z in here), max(z.col1 for z in here)
         codes = self.lc.read(1, window=Window(col0, r0, col1 - col0, strip.nrows))
-        aux = {a.spec.name: a.sample(strip, col0, col1) for a in self.aux}
+        sources = [(a, a.for_strip(strip, col0, col1)) for a in self.aux]
         row_area = row_areas_m2(self.lc.transform, r0, strip.nrows, self.lc.crs, self.area_model)
+        group = bool(self.aux) or self.group
         for z in here:
             zr0, zr1 = max(z.row0, r0), min(z.row1, r1)
-            cov = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, zr0,
-                                           zr1 - zr0, z.col1 - z.col0)
             rows, cols = slice(zr0 - r0, zr1 - r0), slice(z.col0 - col0, z.col1 - col0)
             win_codes = codes[rows, cols]
             class_area = np.zeros(n_codes + 1)
             class_pixels = np.zeros(n_codes + 1)
-            idx, area, cover, starts = kernels.tally_window(win_codes, cov, row_area[rows], n_codes,
-                                                            class_area, class_pixels)
-            if not idx.size:
+            rws, cls, area, cover, starts, order = kernels.zone_tally(z.xs, z.ys, z.ring_starts, z.ring_signs, float(z.col0),
+                                                          float(zr0), win_codes, row_area[rows], n_codes,
+                                                          class_area, class_pixels, group)
+            if not class_pixels.any():
                 continue
-            values = {}
-            for name, grid in aux.items():
-                v = np.empty(idx.size)
-                kernels.gather(np.ascontiguousarray(grid[rows, cols]), idx, v)
-                values[name] = v
+            width = z.col1 - z.col0
+            values = {a.spec.name: a.at(src, rws, cls, order, zr0 - r0, z.col0 - col0) for a, src in sources}
             odd = {}
             if class_pixels[n_codes] > 0:
+                cov = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, zr0, zr1 - zr0, width)
                 bad = win_codes[(cov > 0) & ((win_codes < 0) | (win_codes >= n_codes))]
                 odd = dict(zip(*(v.tolist() for v in np.unique(bad, return_counts=True))))
             yield z, PixelBlock(class_area, class_pixels, area, cover, starts, values, odd)

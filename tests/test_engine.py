@@ -86,21 +86,35 @@ def test_a_window_of_the_coverage_equals_the_same_cells_of_the_whole():
 
 
 def test_tally_groups_covered_pixels_by_code():
+    # Three columns; the zone covers column 0 wholly, column 1 half (x < 1.5), column 2 not.
     codes = np.array([[2, 5, 2], [300, 5, 0]], dtype=np.int32)
-    cover = np.array([[1.0, 0.5, 0.0], [0.25, 1.0, 1.0]])
-    row_area = np.array([100.0, 200.0])
+    half = box(0, 0, 1.5, 2)
     area, pixels = np.zeros(7), np.zeros(7)
-    idx, a, c, starts = kernels.tally_window(codes, cover, row_area, 6, area, pixels)
-    assert area[2] == 100.0 and area[5] == 50.0 + 200.0 and area[0] == 200.0
-    assert area[6] == 50.0 and pixels[6] == 0.25          # 300 is out of the tallied range
-    assert pixels[5] == 1.5 and pixels.sum() == 3.75
-    assert list(idx[starts[5]:starts[6]]) == [1, 4] and list(a[starts[5]:starts[6]]) == [50.0, 200.0]
-    assert starts[-1] == 5
+    row_area = np.array([100.0, 200.0])
+    rows, cols, a, c, starts, order = kernels.zone_tally(*_rings(half), 0.0, 0.0, codes, row_area, 6, area, pixels, True)
+    assert area[2] == 100.0 and area[5] == 50.0 + 100.0 and area[0] == 0.0
+    assert area[6] == 200.0 and pixels[6] == 1.0           # 300 is out of the tallied range
+    assert pixels[5] == 1.0 and pixels.sum() == 3.0
+    assert list(zip(rows[starts[5]:starts[6]], cols[starts[5]:starts[6]])) == [(0, 1), (1, 1)]
+    assert list(a[starts[5]:starts[6]]) == [50.0, 100.0]
+    assert list(c[starts[5]:starts[6]]) == [0.5, 0.5] and starts[-1] == 4
+    assert [(rows[i], cols[i]) for i in order] == [(0, 0), (0, 1), (1, 0), (1, 1)]  # raster order
+    area2, pixels2 = np.zeros(7), np.zeros(7)
+    rows2, *_ = kernels.zone_tally(*_rings(half), 0.0, 0.0, codes, row_area, 6, area2, pixels2, False)
+    assert rows2.size == 0 and np.array_equal(area2, area)  # the extent alone: same sums, no pixels
 
 
 # ----------------------------------------------------------------------- auxiliary rasters
 def _landcover(path, transform, shape, crs="EPSG:4326"):
     return write_raster(path, np.ones(shape, np.uint8), transform, crs=crs, nodata=0)
+
+
+def _sample(grid, strip, col0, col1):
+    """Every cell of a strip window through the engine's per-cell sampling."""
+    src = grid.for_strip(strip, col0, col1)
+    rows, cols = np.divmod(np.arange(strip.nrows * (col1 - col0)), col1 - col0)
+    return grid.at(src, rows.astype(np.int32), cols.astype(np.int32), np.arange(rows.size), 0, 0
+                   ).reshape(strip.nrows, col1 - col0)
 
 
 def _gdal(aux_path, lc, window_transform, shape, resampling, **kw):
@@ -120,7 +134,7 @@ def test_same_crs_auxiliary_equals_gdal_within_float32(tmp_path, resampling):
     lc_path = _landcover(tmp_path / "lc.tif", from_origin(119.9, 31.1, 0.0027, 0.0027), (120, 160))
     with rasterio.open(lc_path) as lc:
         strip, col0, col1 = Strip(0, 13, 90), 7, 150   # a window reaching past the auxiliary raster
-        ours = _AuxGrid(AuxSpec("x", aux, 1.0, resampling), lc).sample(strip, col0, col1)
+        ours = _sample(_AuxGrid(AuxSpec("x", aux, 1.0, resampling), lc), strip, col0, col1)
         ref = _gdal(aux, lc, lc.window_transform(((13, 103), (7, 150))), ours.shape, resampling)
     assert np.array_equal(np.isnan(ours), np.isnan(ref)) and np.isnan(ref).any() and np.isfinite(ref).any()
     np.testing.assert_allclose(ours, ref, rtol=2e-7)
@@ -135,7 +149,11 @@ def test_auxiliary_in_another_crs_equals_gdals_exact_transform(tmp_path):
                        crs="EPSG:32650", nodata=-9999.0)
     lc_path = _landcover(tmp_path / "lc.tif", from_origin(117.0, 31.15, 0.0011, 0.0011), (150, 190))
     with rasterio.open(lc_path) as lc, rasterio.open(aux) as ds:
-        ours = _AuxGrid(AuxSpec("npp", aux, 0.5, "bilinear"), lc).sample(Strip(0, 0, 150), 0, 190)
+        grid = _AuxGrid(AuxSpec("npp", aux, 0.5, "bilinear"), lc)
+        ours = _sample(grid, Strip(0, 0, 150), 0, 190)
+        # a cell's value does not depend on the window it is read in
+        part = _sample(grid, Strip(0, 37, 60), 21, 120)
+        assert np.array_equal(part, ours[37:97, 21:120], equal_nan=True)
         # GDAL with (almost) no approximation of the transform; its default (0.125 source pixel)
         # is coarser than ours (exact points every 16 cells).
         with WarpedVRT(ds, crs=lc.crs, transform=lc.transform, width=190, height=150, src_nodata=-9999.0,
