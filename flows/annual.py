@@ -13,6 +13,8 @@ every runner gives the same bits. Reading and writing retry on I/O errors only.
 """
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -85,6 +87,26 @@ def county_gep_flow(config_path: str, county_code: str, year: int | None = None,
                     output_dir: str | None = None) -> list[dict]:
     """GEP accounts of one county for one year; other counties' files are not touched."""
     return _run(config_path, year, county_code, output_dir)
+
+
+@contextmanager
+def shared_api_for_workers(compute: ComputeConfig):
+    """Dask workers are other processes: without an API address each would start its own
+    temporary Prefect server. Start one here (unless an API is configured) and point this process
+    and the workers it spawns at it; stop it afterwards."""
+    if compute.runner != "dask" or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the local cluster's workers
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        del os.environ["PREFECT_API_URL"]
 
 
 def with_runner(gep_flow, compute: ComputeConfig):

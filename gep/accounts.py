@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,23 @@ class ZoneTally:
             self.out_of_range_codes[code] = self.out_of_range_codes.get(code, 0) + n
 
 
+class _TypeAux(Mapping):
+    """One ecosystem type's auxiliary values: the slices of its codes' pixels, sampled on demand."""
+
+    def __init__(self, values, spans: list[tuple[int, int]]):
+        self._values, self._spans = values, spans
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        parts = [self._values.slice(name, lo, hi) for lo, hi in self._spans]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class CountyAccountant:
     """Turns one county's pixel blocks into tallies, and its merged tally into account tables."""
 
@@ -112,16 +130,15 @@ class CountyAccountant:
         type_area: dict[str, np.ndarray] = {}
         type_aux: dict[str, dict[str, np.ndarray]] = {}
         for t, codes in self.type_codes.items():
-            parts = [(slice(starts[c], starts[c + 1]), share) for c, share in codes if starts[c + 1] > starts[c]]
+            parts = [(int(starts[c]), int(starts[c + 1]), share) for c, share in codes if starts[c + 1] > starts[c]]
             if not parts:
                 continue
-            if len(parts) == 1:  # the usual case: views, no copies
-                (sl, share), = parts
-                type_area[t] = block.area_m2[sl] * share if share != 1.0 else block.area_m2[sl]
-                type_aux[t] = {name: v[sl] for name, v in block.aux.items()}
-                continue
-            type_area[t] = np.concatenate([block.area_m2[sl] * share for sl, share in parts])
-            type_aux[t] = {name: np.concatenate([v[sl] for sl, _ in parts]) for name, v in block.aux.items()}
+            if len(parts) == 1:  # the usual case: a view, no copy
+                (lo, hi, share), = parts
+                type_area[t] = block.area_m2[lo:hi] * share if share != 1.0 else block.area_m2[lo:hi]
+            else:
+                type_area[t] = np.concatenate([block.area_m2[lo:hi] * share for lo, hi, share in parts])
+            type_aux[t] = _TypeAux(block.aux, [(lo, hi) for lo, hi, _ in parts])
         sblock = ServiceBlock(type_area_m2=type_area, type_aux=type_aux, aux=block.aux)
         services: dict[str, dict[str, TypeQuantity]] = {}
         for run in self.job.services:

@@ -39,13 +39,14 @@ def cmd_run(args) -> int:
     cfg = load_run_config(args.config, output_dir=args.output)
     # Report bad input before the orchestrator starts; the flow takes this validated run over.
     pipeline.keep_validated(pipeline.prepare(cfg, args.year, args.county), args.year, args.county)
-    from flows.annual import annual_gep_flow, county_gep_flow, with_runner
+    from flows.annual import annual_gep_flow, county_gep_flow, shared_api_for_workers, with_runner
     compute = _compute(cfg.compute, args)
     output = str(cfg.output_dir)
-    if args.county:
-        records = with_runner(county_gep_flow, compute)(str(args.config), args.county, args.year, output)
-    else:
-        records = with_runner(annual_gep_flow, compute)(str(args.config), args.year, output)
+    with shared_api_for_workers(compute):
+        if args.county:
+            records = with_runner(county_gep_flow, compute)(str(args.config), args.county, args.year, output)
+        else:
+            records = with_runner(annual_gep_flow, compute)(str(args.config), args.year, output)
     _print_summary(records, cfg.output_dir, cfg.title)
     return 0
 

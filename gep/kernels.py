@@ -166,10 +166,9 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
 
     Returns
     -------
-    rows, cols, area_m2, cover, code_starts, raster_order : the covered pixels' window rows and
-        columns, areas [m^2] and coverage, grouped by code (pixels of code k are
-        ``code_starts[k]:code_starts[k + 1]``), and their positions in raster order (empty arrays
-        unless ``group``).
+    rows, cols, area_m2, cover, code_starts : the covered pixels' window rows and columns, areas
+        [m^2] and coverage, grouped by code, in raster order within a code (pixels of code k are
+        ``code_starts[k]:code_starts[k + 1]``; empty arrays unless ``group``).
     """
     nrows, ncols = codes.shape
     acc, span = _accumulate(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols)
@@ -195,11 +194,9 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
     cols = np.empty(n, dtype=np.int32)
     area = np.empty(n, dtype=np.float64)
     cover = np.empty(n, dtype=np.float64)
-    raster_order = np.empty(n, dtype=np.int64)
     if not group:
-        return rows, cols, area, cover, starts, raster_order
+        return rows, cols, area, cover, starts
     fill = starts[:-1].copy()
-    seen = 0
     for r in range(nrows):
         ra = row_area[r]
         run = 0.0
@@ -216,11 +213,9 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
                 area[j] = cov * ra
                 cover[j] = cov
                 fill[slot] = j + 1
-                raster_order[seen] = j
-                seen += 1
             elif c > span[r, 1]:
                 break
-    return rows, cols, area, cover, starts, raster_order
+    return rows, cols, area, cover, starts
 
 
 # -------------------------------------------------------------------------------- resampling
@@ -282,8 +277,8 @@ def _nearest_at(src, sx, sy, height, width, row_off, col_off):
 
 
 @njit(nogil=True, cache=True)
-def sample_separable(src, sx_cols, sy_rows, rows, cols, order, row_shift, col_shift, height, width, row_off,
-                     col_off, nearest, scale, out):
+def sample_separable(src, sx_cols, sy_rows, rows, cols, row_shift, col_shift, height, width, row_off, col_off,
+                     nearest, scale, out):
     """Sample ``src`` at the centres of some cells of a grid whose columns and rows map to source
     columns and rows separately (same CRS, no rotation).
 
@@ -307,8 +302,8 @@ COARSE_STEP = 1 << COARSE_SHIFT
 
 
 @njit(nogil=True, cache=True)
-def sample_warped(src, coarse_sx, coarse_sy, rows, cols, order, row_shift, col_shift, height, width, row_off,
-                  col_off, nearest, scale, out):
+def sample_warped(src, coarse_sx, coarse_sy, rows, cols, row_shift, col_shift, height, width, row_off, col_off,
+                  nearest, scale, out):
     """Sample ``src`` at the centres of some cells of a grid in another CRS.
 
     ``coarse_sx``/``coarse_sy`` hold exact source pixel coordinates (from pyproj) at every
@@ -316,8 +311,9 @@ def sample_warped(src, coarse_sx, coarse_sy, rows, cols, order, row_shift, col_s
     ``rows[i] + row_shift``, ``cols[i] + col_shift`` away from that origin. Its coordinates are
     interpolated between the four surrounding exact points, first down the two coarse columns,
     then along the row (GDAL's approximate transformer interpolates along scanlines within 0.125
-    source pixels; over 16 cells this is far closer). Cells are visited in raster ``order``, so
-    the interpolation down the columns is done once per row. Values as in :func:`sample_separable`.
+    source pixels; over 16 cells this is far closer). Cells come in raster order (those of one
+    code do), so the interpolation down the columns is done once per row. Values as in
+    :func:`sample_separable`.
     """
     inv = 1.0 / COARSE_STEP
     n_j = coarse_sx.shape[1]
@@ -326,7 +322,7 @@ def sample_warped(src, coarse_sx, coarse_sy, rows, cols, order, row_shift, col_s
     j_lo = (np.min(cols) + col_shift) >> COARSE_SHIFT if rows.size else 0
     j_hi = min(n_j - 1, ((np.max(cols) + col_shift) >> COARSE_SHIFT) + 1) if rows.size else 0
     last_r = -1
-    for i in order:
+    for i in range(rows.size):
         r = rows[i] + row_shift
         if r != last_r:
             k = r >> COARSE_SHIFT

@@ -15,7 +15,7 @@ results are merged in strip order, so every runner gives the same bits.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,11 +79,41 @@ class PixelBlock:
     area_m2: np.ndarray         # area of each covered pixel inside the zone [m^2]
     coverage: np.ndarray        # covered fraction of each pixel (0..1]
     code_starts: np.ndarray
-    aux: dict[str, np.ndarray]  # auxiliary value per covered pixel, in its configured unit; NaN = no data
+    aux: "AuxValues"            # auxiliary value per covered pixel, in its configured unit; NaN = no data
     out_of_range_codes: dict[int, int] = field(default_factory=dict)
 
     def codes_present(self) -> np.ndarray:
         return np.flatnonzero(np.diff(self.code_starts)[:-1] > 0)
+
+
+class AuxValues(Mapping):
+    """Auxiliary values of a block's covered pixels, sampled on first use and only for the pixels
+    asked for (a service that credits forest never samples its rasters on built-up land).
+
+    ``values[name]`` gives every pixel; ``values.slice(name, start, stop)`` the pixels
+    start..stop of the block (those of one code are contiguous).
+    """
+
+    def __init__(self, sources, rows: np.ndarray, cols: np.ndarray, win_row: int, win_col: int):
+        self._sources = {grid.spec.name: (grid, src) for grid, src in sources}
+        self._rows, self._cols, self._win = rows, cols, (win_row, win_col)
+        self._cache: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def slice(self, name: str, start: int, stop: int) -> np.ndarray:
+        key = (name, start, stop)
+        if key not in self._cache:
+            grid, src = self._sources[name]
+            self._cache[key] = grid.at(src, self._rows[start:stop], self._cols[start:stop], *self._win)
+        return self._cache[key]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.slice(name, 0, self._rows.size)
+
+    def __iter__(self):
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
 
 
 def bounds_window(transform, bounds: tuple[float, float, float, float]) -> Window:
@@ -206,21 +236,20 @@ class _AuxGrid:
         return _StripSource(src, r_off, c_off, coarse_sx=sx, coarse_sy=sy,
                             coarse_row0=r_first - strip.row0, coarse_col0=c_first - col0)
 
-    def at(self, strip_src: _StripSource, rows: np.ndarray, cols: np.ndarray, order: np.ndarray, win_row: int,
-           win_col: int) -> np.ndarray:
-        """Values (float64, NaN = no data, times the scale) at cells ``rows``, ``cols`` of a window
-        whose first cell is strip row ``win_row``, strip column ``win_col`` (``order``: the cells
-        in raster order)."""
+    def at(self, strip_src: _StripSource, rows: np.ndarray, cols: np.ndarray, win_row: int, win_col: int
+           ) -> np.ndarray:
+        """Values (float64, NaN = no data, times the scale) at cells ``rows``, ``cols`` (raster
+        order) of a window whose first cell is strip row ``win_row``, strip column ``win_col``."""
         out = np.full(rows.size, np.nan)
         s = strip_src
         scale = np.float32(self.spec.scale)
         if s.warped is not None:
             kernels.gather(s.warped, rows, cols, win_row, win_col, scale, out)
         elif s.src is not None and s.sx is not None:
-            kernels.sample_separable(s.src, s.sx, s.sy, rows, cols, order, win_row, win_col, self.ds.height,
+            kernels.sample_separable(s.src, s.sx, s.sy, rows, cols, win_row, win_col, self.ds.height,
                                      self.ds.width, s.row_off, s.col_off, self.nearest, scale, out)
         elif s.src is not None:
-            kernels.sample_warped(s.src, s.coarse_sx, s.coarse_sy, rows, cols, order, win_row - s.coarse_row0,
+            kernels.sample_warped(s.src, s.coarse_sx, s.coarse_sy, rows, cols, win_row - s.coarse_row0,
                                   win_col - s.coarse_col0, self.ds.height, self.ds.width, s.row_off, s.col_off,
                                   self.nearest, scale, out)
         return out
@@ -284,13 +313,13 @@ class GridReader:
             win_codes = codes[rows, cols]
             class_area = np.zeros(n_codes + 1)
             class_pixels = np.zeros(n_codes + 1)
-            rws, cls, area, cover, starts, order = kernels.zone_tally(z.xs, z.ys, z.ring_starts, z.ring_signs, float(z.col0),
+            rws, cls, area, cover, starts = kernels.zone_tally(z.xs, z.ys, z.ring_starts, z.ring_signs, float(z.col0),
                                                           float(zr0), win_codes, row_area[rows], n_codes,
                                                           class_area, class_pixels, group)
             if not class_pixels.any():
                 continue
             width = z.col1 - z.col0
-            values = {a.spec.name: a.at(src, rws, cls, order, zr0 - r0, z.col0 - col0) for a, src in sources}
+            values = AuxValues(sources, rws, cls, zr0 - r0, z.col0 - col0)
             odd = {}
             if class_pixels[n_codes] > 0:
                 cov = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, zr0, zr1 - zr0, width)

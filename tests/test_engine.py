@@ -91,14 +91,13 @@ def test_tally_groups_covered_pixels_by_code():
     half = box(0, 0, 1.5, 2)
     area, pixels = np.zeros(7), np.zeros(7)
     row_area = np.array([100.0, 200.0])
-    rows, cols, a, c, starts, order = kernels.zone_tally(*_rings(half), 0.0, 0.0, codes, row_area, 6, area, pixels, True)
+    rows, cols, a, c, starts = kernels.zone_tally(*_rings(half), 0.0, 0.0, codes, row_area, 6, area, pixels, True)
     assert area[2] == 100.0 and area[5] == 50.0 + 100.0 and area[0] == 0.0
     assert area[6] == 200.0 and pixels[6] == 1.0           # 300 is out of the tallied range
     assert pixels[5] == 1.0 and pixels.sum() == 3.0
     assert list(zip(rows[starts[5]:starts[6]], cols[starts[5]:starts[6]])) == [(0, 1), (1, 1)]
     assert list(a[starts[5]:starts[6]]) == [50.0, 100.0]
     assert list(c[starts[5]:starts[6]]) == [0.5, 0.5] and starts[-1] == 4
-    assert [(rows[i], cols[i]) for i in order] == [(0, 0), (0, 1), (1, 0), (1, 1)]  # raster order
     area2, pixels2 = np.zeros(7), np.zeros(7)
     rows2, *_ = kernels.zone_tally(*_rings(half), 0.0, 0.0, codes, row_area, 6, area2, pixels2, False)
     assert rows2.size == 0 and np.array_equal(area2, area)  # the extent alone: same sums, no pixels
@@ -113,8 +112,7 @@ def _sample(grid, strip, col0, col1):
     """Every cell of a strip window through the engine's per-cell sampling."""
     src = grid.for_strip(strip, col0, col1)
     rows, cols = np.divmod(np.arange(strip.nrows * (col1 - col0)), col1 - col0)
-    return grid.at(src, rows.astype(np.int32), cols.astype(np.int32), np.arange(rows.size), 0, 0
-                   ).reshape(strip.nrows, col1 - col0)
+    return grid.at(src, rows.astype(np.int32), cols.astype(np.int32), 0, 0).reshape(strip.nrows, col1 - col0)
 
 
 def _gdal(aux_path, lc, window_transform, shape, resampling, **kw):
@@ -230,3 +228,21 @@ def test_a_cell_exactextract_misses_is_covered_as_shapely_says():
     res = exact_extract(src, gpd.GeoDataFrame(geometry=[quad], crs=4326), ["cell_id", "coverage"], output="pandas")
     theirs = dict(zip(np.asarray(res.iloc[0]["cell_id"]).tolist(), np.asarray(res.iloc[0]["coverage"]).tolist()))
     assert theirs.get(96 * 200 + 177, 0.0) == 0.0 and theirs[95 * 200 + 177] == pytest.approx(cover[95, 177], abs=1e-7)
+
+
+@pytest.mark.slow
+def test_threads_and_a_two_worker_dask_cluster_write_the_same_data(random_world, tmp_path):
+    import pyarrow.parquet as pq
+    from flows.annual import annual_gep_flow, shared_api_for_workers, with_runner
+    from gep.config import ComputeConfig
+    config = str(random_world.write())
+    outputs = {}
+    for runner in ("threads", "dask"):
+        out = tmp_path / runner
+        compute = ComputeConfig(runner=runner, workers=2)
+        with shared_api_for_workers(compute):
+            with_runner(annual_gep_flow, compute)(config, 2020, str(out))
+        outputs[runner] = {p.relative_to(out): pq.read_table(p) for p in sorted(out.rglob("*.parquet"))}
+    assert len(outputs["threads"]) == 12 and outputs["threads"].keys() == outputs["dask"].keys()
+    for path, table in outputs["threads"].items():
+        assert table.equals(outputs["dask"][path]), path  # every value, to the last bit

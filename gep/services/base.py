@@ -18,6 +18,7 @@ Adding a service = one new module in ``gep/services/`` + its coefficients/prices
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -46,12 +47,13 @@ class ServiceBlock:
 
     For each ecosystem type, the pixels given to it (a class split between two types, such as
     cropland into paddy and dry, gives each its share of the pixel's area): their areas and their
-    auxiliary values, aligned. ``aux`` holds the values of all the block's pixels.
+    auxiliary values, aligned. ``aux`` holds the values of all the block's pixels. Auxiliary
+    values are sampled when a service first asks for them, and only for those pixels.
     """
 
-    type_area_m2: dict[str, np.ndarray]             # area given to the type, per pixel [m^2]
-    type_aux: dict[str, dict[str, np.ndarray]]      # type -> auxiliary name -> value per pixel (NaN = no data)
-    aux: dict[str, np.ndarray]                      # auxiliary values of every pixel of the block
+    type_area_m2: dict[str, np.ndarray]                # area given to the type, per pixel [m^2]
+    type_aux: dict[str, Mapping[str, np.ndarray]]      # type -> auxiliary name -> value per pixel (NaN = no data)
+    aux: Mapping[str, np.ndarray]                      # auxiliary values of every pixel of the block
 
 
 @dataclass
