@@ -1,14 +1,14 @@
 """Independent checks of the pipeline's numbers.
 
-``compare_extent_with_pixel_centres``: the same class areas by a different zonal method, rasterio's
-pixel-centre masks (a pixel belongs to a county when its centre does) times the area model's row
-areas; this checks the coverage fractions themselves, which the pipeline takes from exactextract.
-
 ``compare_extent_with_exactextract``: per-county class areas of the extent account against
 exactextract's own zonal statistics on the land-cover file (``unique`` + ``frac`` and ``count``
 weighted by ``area_spherical_m2``, i.e. exactextract's spherical cell areas, R = 6,378,137 m). The
-pipeline is run with ``area_model = "sphere"`` so that both sides use the same earth model; what
-remains compared is coverage, windowing, class tallying and nodata handling.
+pipeline is run with ``area_model = "sphere"`` so that both sides use the same earth model; what is
+compared is the engine's own coverage (gep/kernels.py), strips, class tallying and nodata handling.
+
+``compare_extent_with_pixel_centres``: the same class areas by a cruder zonal method, rasterio's
+pixel-centre masks (a pixel belongs to a county when its centre does) times the area model's row
+areas: agreement within the error of counting whole pixels.
 """
 from __future__ import annotations
 
