@@ -246,3 +246,19 @@ def test_threads_and_a_two_worker_dask_cluster_write_the_same_data(random_world,
     assert len(outputs["threads"]) == 12 and outputs["threads"].keys() == outputs["dask"].keys()
     for path, table in outputs["threads"].items():
         assert table.equals(outputs["dask"][path]), path  # every value, to the last bit
+
+
+def test_compute_settings_and_command_line_overrides():
+    from pydantic import ValidationError
+    from gep.config import ComputeConfig
+    assert ComputeConfig().runner == "threads" and ComputeConfig().workers is None
+    assert ComputeConfig(dask_address="tcp://10.0.0.5:8786").runner == "dask"
+    with pytest.raises(ValidationError, match="dask_address is set but runner"):
+        ComputeConfig(runner="threads", dask_address="tcp://10.0.0.5:8786")
+    with pytest.raises(ValidationError):
+        ComputeConfig(workers=0)
+    import argparse
+    from gep.cli import _compute
+    args = argparse.Namespace(workers=3, dask=False, dask_address="tcp://h:8786")
+    merged = _compute(ComputeConfig(), args)
+    assert (merged.runner, merged.workers, merged.dask_address) == ("dask", 3, "tcp://h:8786")

@@ -69,12 +69,19 @@ def test_partially_covered_pixels_count_by_covered_fraction(world):
     assert a.loc[a.lc_code == 2, "pixel_count"].sum() == pytest.approx(3.0)
 
 
-def test_blocks_give_the_same_result_as_one_window(world):
+def test_one_strip_per_row_gives_the_same_result_as_one_strip(world):
+    import rasterio
+    from gep import engine
     cfg = load_run_config(world.write())
+    with rasterio.open(cfg.landcover[2020]) as src:  # the same map stored one row per block
+        profile, data = src.profile | {"blockysize": 1}, src.read()
+    with rasterio.open(cfg.landcover[2020], "w", **profile) as dst:
+        dst.write(data)
     prep = pipeline.prepare(cfg, 2020)
     try:
+        assert len(engine.plan(prep, strip_pixels=4).strips) == 4  # the 4 x 4 raster, row by row
         one = pipeline.account(prep)
-        rows = pipeline.account(prep, strip_pixels=10_000)  # one raster row per strip
+        rows = pipeline.account(prep, strip_pixels=4)
     finally:
         prep.close()
     for x, y in zip(one, rows):
