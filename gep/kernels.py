@@ -166,8 +166,8 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
 
     Returns
     -------
-    rows, cols, area_m2, cover, code_starts : the covered pixels' window rows and columns, areas
-        [m^2] and coverage, grouped by code, in raster order within a code (pixels of code k are
+    rows, cols, area_m2, code_starts : the covered pixels' window rows and columns and areas
+        [m^2], grouped by code, in raster order within a code (pixels of code k are
         ``code_starts[k]:code_starts[k + 1]``; empty arrays unless ``group``).
     """
     nrows, ncols = codes.shape
@@ -193,9 +193,8 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
     rows = np.empty(n, dtype=np.int32)
     cols = np.empty(n, dtype=np.int32)
     area = np.empty(n, dtype=np.float64)
-    cover = np.empty(n, dtype=np.float64)
     if not group:
-        return rows, cols, area, cover, starts
+        return rows, cols, area, starts
     fill = starts[:-1].copy()
     for r in range(nrows):
         ra = row_area[r]
@@ -211,11 +210,10 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
                 rows[j] = r
                 cols[j] = c
                 area[j] = cov * ra
-                cover[j] = cov
                 fill[slot] = j + 1
             elif c > span[r, 1]:
                 break
-    return rows, cols, area, cover, starts
+    return rows, cols, area, starts
 
 
 # -------------------------------------------------------------------------------- resampling

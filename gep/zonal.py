@@ -77,13 +77,9 @@ class PixelBlock:
     class_area_m2: np.ndarray
     class_pixels: np.ndarray
     area_m2: np.ndarray         # area of each covered pixel inside the zone [m^2]
-    coverage: np.ndarray        # covered fraction of each pixel (0..1]
     code_starts: np.ndarray
     aux: "AuxValues"            # auxiliary value per covered pixel, in its configured unit; NaN = no data
     out_of_range_codes: dict[int, int] = field(default_factory=dict)
-
-    def codes_present(self) -> np.ndarray:
-        return np.flatnonzero(np.diff(self.code_starts)[:-1] > 0)
 
 
 class AuxValues(Mapping):
@@ -240,7 +236,7 @@ class _AuxGrid:
            ) -> np.ndarray:
         """Values (float64, NaN = no data, times the scale) at cells ``rows``, ``cols`` (raster
         order) of a window whose first cell is strip row ``win_row``, strip column ``win_col``."""
-        out = np.full(rows.size, np.nan)
+        out = np.full(rows.size, np.nan)  # stays NaN where the raster has nothing near the strip
         s = strip_src
         scale = np.float32(self.spec.scale)
         if s.warped is not None:
@@ -313,7 +309,7 @@ class GridReader:
             win_codes = codes[rows, cols]
             class_area = np.zeros(n_codes + 1)
             class_pixels = np.zeros(n_codes + 1)
-            rws, cls, area, cover, starts = kernels.zone_tally(z.xs, z.ys, z.ring_starts, z.ring_signs, float(z.col0),
+            rws, cls, area, starts = kernels.zone_tally(z.xs, z.ys, z.ring_starts, z.ring_signs, float(z.col0),
                                                           float(zr0), win_codes, row_area[rows], n_codes,
                                                           class_area, class_pixels, group)
             if not class_pixels.any():
@@ -325,4 +321,4 @@ class GridReader:
                 cov = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, zr0, zr1 - zr0, width)
                 bad = win_codes[(cov > 0) & ((win_codes < 0) | (win_codes >= n_codes))]
                 odd = dict(zip(*(v.tolist() for v in np.unique(bad, return_counts=True))))
-            yield z, PixelBlock(class_area, class_pixels, area, cover, starts, values, odd)
+            yield z, PixelBlock(class_area, class_pixels, area, starts, values, odd)
