@@ -107,23 +107,34 @@ def _accumulate(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols):
     return acc, span
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _fraction(run):
-    # Float round-off leaves |error| ~1e-15 around 0 and 1; coverage is a fraction.
-    return 0.0 if run < 1e-12 else (1.0 if run > 1.0 else run)
+@njit(nogil=True, cache=True)
+def _fractions_in_place(acc, span, ncols):
+    """Turn each row's area differences into covered fractions (prefix sums, in place); returns,
+    per row, the column after its last covered cell (cells outside lo..end are 0)."""
+    nrows = acc.shape[0]
+    row_end = np.zeros(nrows, dtype=np.int64)
+    for r in range(nrows):
+        run = 0.0
+        end = span[r, 0]
+        for c in range(span[r, 0], ncols):
+            if c <= span[r, 1]:
+                run += acc[r, c]
+            # Float round-off leaves |error| ~1e-15 around 0 and 1; coverage is a fraction.
+            cov = 0.0 if run < 1e-12 else (1.0 if run > 1.0 else run)
+            acc[r, c] = cov
+            if cov > 0.0:
+                end = c + 1
+            elif c > span[r, 1]:
+                break  # past the last edge and outside: the rest of the row is 0
+        row_end[r] = end
+    return row_end
 
 
 @njit(nogil=True, cache=True)
 def _coverage(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols):
     acc, span = _accumulate(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols)
-    out = np.zeros((nrows, ncols), dtype=np.float64)
-    for r in range(nrows):
-        run = 0.0
-        for c in range(span[r, 0], ncols):
-            if c <= span[r, 1]:
-                run += acc[r, c]
-            out[r, c] = _fraction(run)
-    return out
+    _fractions_in_place(acc, span, ncols)
+    return acc[:, :ncols].copy()
 
 
 def polygon_coverage(xs: np.ndarray, ys: np.ndarray, ring_starts: np.ndarray, ring_signs: np.ndarray,
@@ -172,22 +183,17 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
     """
     nrows, ncols = codes.shape
     acc, span = _accumulate(xs, ys, ring_starts, ring_signs, col0, row0, nrows, ncols)
+    row_end = _fractions_in_place(acc, span, ncols)
     counts = np.zeros(n_codes + 2, dtype=np.int64)
     for r in range(nrows):
-        ra = row_area[r]
-        run = 0.0
-        for c in range(span[r, 0], ncols):
-            if c <= span[r, 1]:
-                run += acc[r, c]
-            cov = _fraction(run)
+        for c in range(span[r, 0], row_end[r]):
+            cov = acc[r, c]
             if cov > 0.0:
                 k = codes[r, c]
                 slot = k if 0 <= k < n_codes else n_codes
-                class_area[slot] += cov * ra
+                class_area[slot] += cov * row_area[r]
                 class_cover[slot] += cov
                 counts[slot + 1] += 1
-            elif c > span[r, 1]:
-                break
     starts = np.cumsum(counts)
     n = starts[-1] if group else 0
     rows = np.empty(n, dtype=np.int32)
@@ -195,6 +201,15 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
     area = np.empty(n, dtype=np.float64)
     if not group:
         return rows, cols, area, starts
+    fill = starts[:-1].copy()  # a counting sort: each code's pixels in raster order
+    for r in range(nrows):
+        for c in range(span[r, 0], row_end[r]):
+            if acc[r, c] > 0.0:
+                k = codes[r, c]
+                j = fill[k if 0 <= k < n_codes else n_codes]
+                rows[j], cols[j], area[j] = r, c, acc[r, c] * row_area[r]
+                fill[k if 0 <= k < n_codes else n_codes] = j + 1
+    return rows, cols, area, starts
     fill = starts[:-1].copy()
     for r in range(nrows):
         ra = row_area[r]
