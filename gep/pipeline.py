@@ -59,14 +59,15 @@ class PreparedRun:
         self._stack.close()
 
     def jobs(self) -> list[CountyJob]:
-        return [self.job(code) for code in self.counties["county_code"]]
+        """One job per county, in the boundary file's order."""
+        c = self.counties
+        return [self._job(code, name, geom) for code, name, geom in zip(c["county_code"], c["county_name"], c.geometry)]
 
-    def job(self, county_code: str) -> CountyJob:
-        row = self.counties.loc[self.counties["county_code"] == county_code].iloc[0]
+    def _job(self, county_code: str, county_name: str, geometry) -> CountyJob:
         stats = self.statistics.get(county_code, {})
         runs = [ServiceRun(REGISTRY[key], ServiceContext(self.ref, opts, stats, county_code, self.year))
                 for key, opts in self.services]
-        return CountyJob(county_code, row["county_name"], self.year, row.geometry, self.landcover.crs,
+        return CountyJob(county_code, county_name, self.year, geometry, self.landcover.crs,
                          tuple(self.landcover.bounds), self.scheme, self.ref, runs, stats, self.cfg.area_model,
                          self.price_year)
 
