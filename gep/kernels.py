@@ -206,28 +206,10 @@ def zone_tally(xs, ys, ring_starts, ring_signs, col0, row0, codes, row_area, n_c
         for c in range(span[r, 0], row_end[r]):
             if acc[r, c] > 0.0:
                 k = codes[r, c]
-                j = fill[k if 0 <= k < n_codes else n_codes]
-                rows[j], cols[j], area[j] = r, c, acc[r, c] * row_area[r]
-                fill[k if 0 <= k < n_codes else n_codes] = j + 1
-    return rows, cols, area, starts
-    fill = starts[:-1].copy()
-    for r in range(nrows):
-        ra = row_area[r]
-        run = 0.0
-        for c in range(span[r, 0], ncols):
-            if c <= span[r, 1]:
-                run += acc[r, c]
-            cov = _fraction(run)
-            if cov > 0.0:
-                k = codes[r, c]
                 slot = k if 0 <= k < n_codes else n_codes
                 j = fill[slot]
-                rows[j] = r
-                cols[j] = c
-                area[j] = cov * ra
+                rows[j], cols[j], area[j] = r, c, acc[r, c] * row_area[r]
                 fill[slot] = j + 1
-            elif c > span[r, 1]:
-                break
     return rows, cols, area, starts
 
 

@@ -9,7 +9,7 @@ from rasterio.warp import reproject
 from shapely import affinity
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
-from gep import engine, kernels, pipeline
+from gep import kernels, pipeline
 from gep.config import load_run_config
 from gep.qa import exactextract_class_areas
 from gep.zonal import AuxSpec, Strip, _AuxGrid, zone_polygon
