@@ -150,11 +150,16 @@ def zone_polygon(code: str, geom: BaseGeometry, transform, width: int, height: i
 
 def plan_strips(height: int, width: int, block_height: int, zones: list[ZonePolygon],
                 strip_pixels: int = DEFAULT_STRIP_PIXELS) -> list[Strip]:
-    """Strips of whole tile rows, about ``strip_pixels`` each, over the rows any zone reaches."""
+    """Strips of whole tile rows, about ``strip_pixels`` each, over the rows any zone reaches.
+
+    A file whose blocks are taller than a strip (a GeoTIFF stored as a few huge strips) is cut
+    within its blocks: memory stays bounded, and GDAL's block cache serves the block's rows.
+    """
     if not zones:
         return []
     rows_per_strip = max(1, strip_pixels // max(1, width))
-    rows_per_strip = max(block_height, rows_per_strip // block_height * block_height)
+    if block_height <= rows_per_strip:
+        rows_per_strip = rows_per_strip // block_height * block_height
     # Anchored to the grid, not to the zones: a county gets the same strips in a one-county run
     # as in the all-county run, so both give the same bits.
     first = min(z.row0 for z in zones) // rows_per_strip * rows_per_strip

@@ -262,3 +262,13 @@ def test_compute_settings_and_command_line_overrides():
     args = argparse.Namespace(workers=3, dask=False, dask_address="tcp://h:8786")
     merged = _compute(ComputeConfig(), args)
     assert (merged.runner, merged.workers, merged.dask_address) == ("dask", 3, "tcp://h:8786")
+
+
+def test_strips_are_whole_tile_rows_and_bounded_in_size():
+    from gep.zonal import ZonePolygon, plan_strips
+    zone = ZonePolygon("z", np.zeros(1), np.zeros(1), np.zeros(2, np.int64), np.ones(1, np.int64), 700, 3000, 0, 10)
+    tiled = plan_strips(4000, 1000, 512, [zone], strip_pixels=1_100_000)
+    assert [(s.row0, s.nrows) for s in tiled] == [(0, 1024), (1024, 1024), (2048, 1024)]  # on the grid
+    one_block = plan_strips(4000, 1000, 4000, [zone], strip_pixels=1_100_000)  # a single-strip GeoTIFF
+    assert max(s.nrows for s in one_block) == 1100 and one_block[0].row0 <= 700
+    assert one_block[-1].row0 + one_block[-1].nrows >= 3000
