@@ -224,6 +224,8 @@ def measure(kind: str, config: Path, workers: int) -> dict:
         counties = gpd.read_file(cfg.boundaries.path, layer="counties")
         res = exact_extract(str(cfg.landcover[2020]), counties, ["unique", "frac", "count"], output="pandas")
         out["cells"] = float(res["count"].sum())
+        out["class_areas"] = {f"{code}/{int(c)}": float(f * n) for code, cs, fs, n in
+                              zip(counties["adcode"], res["unique"], res["frac"], res["count"]) for c, f in zip(cs, fs)}
     elif kind == "cli":  # the same run through the CLI and Prefect (ephemeral server, tasks, artifact)
         import contextlib
         import io as _io
@@ -251,6 +253,8 @@ def measure(kind: str, config: Path, workers: int) -> dict:
         if kind == "extent":
             p = engine.plan(prep, extent_only=True)
             merged = engine.merge(p, engine.tally_local(p, workers))
+            out["class_areas"] = {f"{code}/{c}": float(t.class_pixels[c]) for code, t in merged.items()
+                                  for c in np.flatnonzero(t.class_pixels[:-1] > 0)}
         else:
             results = pipeline.account(prep, workers=workers)
             if kind == "pipeline":
@@ -295,6 +299,19 @@ def report(label: str, figures: dict[str, dict], cells: float) -> None:
               f"{f['peak_rss_mb']:>9.0f}{f['wall_s'] / ee:>16.2f}")
 
 
+def compare_areas(figs: dict[str, dict]) -> None:
+    """Per county and class, gep's covered cells (coverage-weighted) against exactextract's
+    frac x count; a projected grid, so areas are these times one cell's area."""
+    ours, theirs = figs["gep extent account"]["class_areas"], figs["exactextract"]["class_areas"]
+    keys = sorted(set(ours) | set(theirs))
+    a = np.array([ours.get(k, 0.0) for k in keys])
+    b = np.array([theirs.get(k, 0.0) for k in keys])
+    big = b >= 1000  # pairs of at least 1,000 cells (0.9 km² at 30 m)
+    rel = np.abs(a - b) / np.maximum(b, 1e-300)
+    print(f"  areas, {len(keys)} county-class pairs: max |relative difference| {rel[big].max():.1e} over the "
+          f"{big.sum()} of >= 1,000 cells, max |difference| {np.abs(a - b).max():.2e} cells over all")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/gep-bench"))
@@ -326,6 +343,7 @@ def main() -> None:
             figs["gep run (CLI, Prefect)"] = run_child("cli", config, args.workers)
         cells = figs["gep extent account"]["cells"]
         report(f"Zhejiang 30 m, {share} % of the area", figs, cells)
+        compare_areas(figs)
         if previous is not None:  # marginal CPU per cell between two sizes: the fixed costs cancel
             prev_cells, prev = previous
             extent_marginal = (figs["gep extent account"]["cpu_s"] - prev["gep extent account"]["cpu_s"]) / (cells - prev_cells)
@@ -345,6 +363,7 @@ def main() -> None:
                 "gep extent account": run_child("extent", config, args.workers)}
         cells = figs["gep extent account"]["cells"]
         report(f"China {args.national_res:.0f} m, 2,875 counties", figs, cells)
+        compare_areas(figs)
         scale = args.national_res / 30.0
         cn_cells_30m = cells * scale ** 2
         if marginal is None:
