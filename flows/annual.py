@@ -27,7 +27,6 @@ from gep.accounts import CountyAccounts
 from gep.config import ComputeConfig, load_run_config
 
 SUMMARY_ARTIFACT_KEY = "gep-county-summary"
-BATCHES_PER_WORKER = 4
 
 
 def retry_on_io_error(task, task_run, state) -> bool:
@@ -56,16 +55,12 @@ def _run(config_path: str, year: int | None, county: str | None, output_dir: str
         handle = engine.RunHandle(cfg, prepared.year, county, cfg.compute.strip_pixels)
         plan = engine.plan(prepared, handle.strip_pixels)
         engine.remember(handle, plan)
-        workers = cfg.compute.workers or engine.default_workers()
-        futures = [tally_strips.submit(handle, k, ids)
-                   for k, ids in enumerate(engine.batches(len(plan.strips), BATCHES_PER_WORKER * workers))]
+        batches = engine.work_batches(plan, engine.workers_or_default(cfg.compute.workers))
+        futures = [tally_strips.submit(handle, k, ids) for k, ids in enumerate(batches)]
         per_strip = {i: tallies for f in futures for i, tallies in f.result()}
         results = engine.finish(plan, per_strip)
         for r in results:
-            row = r.gep.iloc[0]
-            log.info("county %s %s %d: GEP %.2f 亿元 (%.3f 亿元/km², %.1f km² classified, %s)",
-                     row.county_code, row.county_name, row.year, row.gep_yi_cny, row.gep_per_km2_cny / 1e8,
-                     row.classified_area_km2, row.plausibility_flag)
+            log.info(pipeline.describe(r))
         files = write_partitions(prepared, results)
     finally:
         prepared.close()
@@ -116,7 +111,7 @@ def with_runner(gep_flow, compute: ComputeConfig):
     ``runner = "dask"``: prefect-dask's DaskTaskRunner on the scheduler at ``dask_address``, or on a
     temporary local cluster of ``workers`` single-threaded worker processes when no address is given.
     """
-    workers = compute.workers or engine.default_workers()
+    workers = engine.workers_or_default(compute.workers)
     if compute.runner == "threads":
         return gep_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))
     from prefect_dask import DaskTaskRunner

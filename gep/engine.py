@@ -76,8 +76,8 @@ def plan(prepared, strip_pixels: int = DEFAULT_STRIP_PIXELS, extent_only: bool =
         if z is not None:
             zones.append(z)
     strips = plan_strips(lc.height, lc.width, lc.block_shapes[0][0], zones, strip_pixels)
-    return EnginePlan(Path(lc.name), () if extent_only else prepared.aux, prepared.cfg.area_model, scheme.key, prepared.cfg.schemes_file,
-                      n_codes, zones, strips, accountants)
+    return EnginePlan(Path(lc.name), () if extent_only else prepared.aux, prepared.cfg.area_model, scheme.key,
+                      prepared.cfg.schemes_file, n_codes, zones, strips, accountants)
 
 
 def tally_strips(p: EnginePlan, strip_ids: list[int]) -> list[tuple[int, StripTallies]]:
@@ -98,18 +98,29 @@ def batches(n_strips: int, n_batches: int) -> list[list[int]]:
     return [list(range(k, n_strips, n)) for k in range(n)] if n_strips else []
 
 
-def default_workers() -> int:
+BATCHES_PER_WORKER = 4  # several batches per worker keep every worker busy to the end
+
+
+def workers_or_default(workers: int | None) -> int:
+    """``workers``, or every core this process may use."""
+    if workers:
+        return workers
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def work_batches(p: EnginePlan, workers: int) -> list[list[int]]:
+    """The plan's strips cut into batches for ``workers`` workers (threads, tasks)."""
+    return batches(len(p.strips), BATCHES_PER_WORKER * workers)
 
 
 def tally_local(p: EnginePlan, workers: int | None = None) -> dict[int, StripTallies]:
     """Tally every strip on ``workers`` threads of this process (default: every core)."""
-    workers = workers or default_workers()
+    workers = workers_or_default(workers)
     if workers == 1 or len(p.strips) <= 1:
         return dict(tally_strips(p, list(range(len(p.strips)))))
-    # Several batches per thread keep both busy to the end; each batch opens its own handles.
+    # Each batch opens its own raster handles.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gep-strips") as pool:
-        done = pool.map(lambda ids: tally_strips(p, ids), batches(len(p.strips), 4 * workers))
+        done = pool.map(lambda ids: tally_strips(p, ids), work_batches(p, workers))
         return {i: t for part in done for i, t in part}
 
 

@@ -271,6 +271,17 @@ def _nearest_at(src, sx, sy, height, width, row_off, col_off):
     return src[int(sy) - row_off, int(sx) - col_off]
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _sample_at(src, sx, sy, height, width, row_off, col_off, nearest, scale):
+    """The value at (sx, sy), rounded to float32 (GDAL's output type) and times ``scale`` in float32,
+    as a float32 raster times its scale would be."""
+    if nearest:
+        v = _nearest_at(src, sx, sy, height, width, row_off, col_off)
+    else:
+        v = _bilinear_at(src, sx, sy, height, width, row_off, col_off)
+    return np.float32(v) * scale
+
+
 @njit(nogil=True, cache=True)
 def sample_separable(src, sx_cols, sy_rows, rows, cols, row_shift, col_shift, height, width, row_off, col_off,
                      nearest, scale, out):
@@ -278,18 +289,12 @@ def sample_separable(src, sx_cols, sy_rows, rows, cols, row_shift, col_shift, he
     columns and rows separately (same CRS, no rotation).
 
     Cell i is row ``rows[i] + row_shift``, column ``cols[i] + col_shift`` of the ``sy_rows`` /
-    ``sx_cols`` arrays (source pixel coordinate of each row and column centre). Each value is
-    rounded to float32 (GDAL's output type) and multiplied by ``scale`` in float32, as a float32
-    raster times its scale would be.
+    ``sx_cols`` arrays (source pixel coordinate of each row and column centre). Values as
+    :func:`_sample_at` gives them.
     """
     for i in range(rows.size):
-        sx = sx_cols[cols[i] + col_shift]
-        sy = sy_rows[rows[i] + row_shift]
-        if nearest:
-            v = _nearest_at(src, sx, sy, height, width, row_off, col_off)
-        else:
-            v = _bilinear_at(src, sx, sy, height, width, row_off, col_off)
-        out[i] = np.float32(v) * scale
+        out[i] = _sample_at(src, sx_cols[cols[i] + col_shift], sy_rows[rows[i] + row_shift], height, width,
+                            row_off, col_off, nearest, scale)
 
 
 COARSE_SHIFT = 4                  # exact coordinate transforms every 2**4 = 16 cells (another CRS)
@@ -307,8 +312,8 @@ def sample_warped(src, coarse_sx, coarse_sy, rows, cols, row_shift, col_shift, h
     interpolated between the four surrounding exact points, first down the two coarse columns,
     then along the row (GDAL's approximate transformer interpolates along scanlines within 0.125
     source pixels; over 16 cells this is far closer). Cells come in raster order (those of one
-    code do), so the interpolation down the columns is done once per row. Values as in
-    :func:`sample_separable`.
+    code do), so the interpolation down the columns is done once per row. Values as
+    :func:`_sample_at` gives them.
     """
     inv = 1.0 / COARSE_STEP
     n_j = coarse_sx.shape[1]
@@ -331,11 +336,7 @@ def sample_warped(src, coarse_sx, coarse_sy, rows, cols, row_shift, col_shift, h
         tx = (c - (j << COARSE_SHIFT)) * inv
         sx = (1.0 - tx) * row_sx[j] + tx * row_sx[j + 1]
         sy = (1.0 - tx) * row_sy[j] + tx * row_sy[j + 1]
-        if nearest:
-            v = _nearest_at(src, sx, sy, height, width, row_off, col_off)
-        else:
-            v = _bilinear_at(src, sx, sy, height, width, row_off, col_off)
-        out[i] = np.float32(v) * scale
+        out[i] = _sample_at(src, sx, sy, height, width, row_off, col_off, nearest, scale)
 
 
 @njit(nogil=True, cache=True)

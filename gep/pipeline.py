@@ -314,9 +314,16 @@ def account(prepared: PreparedRun, workers: int | None = None, strip_pixels: int
     p = engine.plan(prepared, strip_pixels or compute.strip_pixels)
     results = engine.finish(p, engine.tally_local(p, workers or compute.workers))
     for r in results:
-        g = r.gep.iloc[0]
-        log.info("county %s %s %d: GEP %.2f 亿元", g.county_code, g.county_name, g.year, g.gep_cny / 1e8)
+        log.info(describe(r))
     return results
+
+
+def describe(result: CountyAccounts) -> str:
+    """One log line for a county's accounts."""
+    g = result.gep.iloc[0]
+    return (f"county {g.county_code} {g.county_name} {g.year}: GEP {g.gep_yi_cny:.2f} 亿元 "
+            f"({g.gep_per_km2_cny / 1e8:.3f} 亿元/km², {g.classified_area_km2:.1f} km² classified, "
+            f"{g.plausibility_flag})")
 
 
 def write(prepared: PreparedRun, results: list[CountyAccounts], output_dir: Path | None = None) -> list[Path]:

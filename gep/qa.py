@@ -19,12 +19,11 @@ import rasterio
 from exactextract import exact_extract
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
-from shapely.geometry import box
 
 from gep import pipeline
 from gep.area import row_areas_m2
 from gep.config import RunConfig
-from gep.zonal import bounds_window
+from gep.zonal import zone_polygon
 
 
 def exactextract_class_areas(landcover_path, counties: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -61,8 +60,10 @@ def pixel_centre_class_areas(landcover_path, counties: gpd.GeoDataFrame, model) 
     rows = []
     with rasterio.open(landcover_path) as ds:
         for code, geom in zip(counties["county_code"], counties.geometry):
-            win = bounds_window(ds.transform, geom.intersection(box(*ds.bounds)).bounds).intersection(
-                Window(0, 0, ds.width, ds.height))
+            z = zone_polygon(code, geom, ds.transform, ds.width, ds.height)
+            if z is None:
+                continue
+            win = Window(z.col0, z.row0, z.col1 - z.col0, z.row1 - z.row0)
             arr = ds.read(1, window=win)
             inside = ~geometry_mask([geom], out_shape=arr.shape, transform=ds.window_transform(win))
             area = np.broadcast_to(row_areas_m2(ds.transform, int(win.row_off), arr.shape[0], ds.crs, model)[:, None],

@@ -112,15 +112,6 @@ class AuxValues(Mapping):
         return len(self._sources)
 
 
-def bounds_window(transform, bounds: tuple[float, float, float, float]) -> Window:
-    """Smallest whole-pixel window holding ``bounds`` (may extend beyond the raster)."""
-    from rasterio.windows import from_bounds
-    win = from_bounds(*bounds, transform=transform)
-    col0, row0 = math.floor(win.col_off), math.floor(win.row_off)
-    col1, row1 = math.ceil(win.col_off + win.width), math.ceil(win.row_off + win.height)
-    return Window(col0, row0, max(1, col1 - col0), max(1, row1 - row0))
-
-
 def zone_polygon(code: str, geom: BaseGeometry, transform, width: int, height: int) -> ZonePolygon | None:
     """Rings of a (multi)polygon in grid pixel coordinates; None when it misses the grid."""
     if transform.b != 0 or transform.d != 0:
@@ -307,7 +298,6 @@ class GridReader:
         codes = self.lc.read(1, window=Window(col0, r0, col1 - col0, strip.nrows))
         sources = [(a, a.for_strip(strip, col0, col1)) for a in self.aux]
         row_area = row_areas_m2(self.lc.transform, r0, strip.nrows, self.lc.crs, self.area_model)
-        group = bool(self.aux) or self.group
         for z in here:
             zr0, zr1 = max(z.row0, r0), min(z.row1, r1)
             rows, cols = slice(zr0 - r0, zr1 - r0), slice(z.col0 - col0, z.col1 - col0)
@@ -316,7 +306,7 @@ class GridReader:
             class_pixels = np.zeros(n_codes + 1)
             rws, cls, area, starts = kernels.zone_tally(z.xs, z.ys, z.ring_starts, z.ring_signs, float(z.col0),
                                                           float(zr0), win_codes, row_area[rows], n_codes,
-                                                          class_area, class_pixels, group)
+                                                          class_area, class_pixels, self.group)
             if not class_pixels.any():
                 continue
             width = z.col1 - z.col0
