@@ -212,7 +212,7 @@ def measure(kind: str, config: Path, workers: int) -> dict:
     """One measurement in this process; returns figures (the parent adds CPU time and peak RSS)."""
     import logging
     logging.basicConfig(level=logging.ERROR)
-    from gep import engine, pipeline
+    from gep import engine, pipeline, runs
     from gep.config import load_run_config
     cfg = load_run_config(config)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -233,7 +233,7 @@ def measure(kind: str, config: Path, workers: int) -> dict:
         os.environ.setdefault("PREFECT_HOME", str(config.parent / "prefect-home"))  # warm after the first run
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
         with contextlib.redirect_stdout(_io.StringIO()):
-            code = gep_main(["run", "--config", str(config), "--output", str(config.parent / "out-cli")]
+            code = gep_main(["run", "--config", str(config), "--output", str(config.parent / "out-cli"), "--force"]
                             + (["--workers", str(workers)] if workers else []))
         if code != 0:
             raise RuntimeError(f"gep run exited {code}")
@@ -247,9 +247,17 @@ def measure(kind: str, config: Path, workers: int) -> dict:
         with rasterio.open(cfg.landcover[2020]) as ds:
             for strip in p.strips:
                 ds.read(1, window=Window(0, strip.row0, ds.width, strip.nrows))
+    elif kind == "pipeline":  # what `gep run --no-prefect` does: lock, validate, account, publish, record
+        with runs.RecordedRun(cfg.model_copy(update={"output_dir": config.parent / "out"}), 2020, None,
+                              force=True) as r:
+            r.validate()
+            out["validate_s"] = time.perf_counter() - t0
+            results = r.account(lambda plan: engine.tally_local(plan, workers))
+            r.publish(results)
+        merged = None
     else:
         prep = pipeline.prepare(cfg, 2020)
-        t_prep = time.perf_counter()
+        out["validate_s"] = time.perf_counter() - t0
         if kind == "extent":
             p = engine.plan(prep, extent_only=True)
             merged = engine.merge(p, engine.tally_local(p, workers))
@@ -257,11 +265,9 @@ def measure(kind: str, config: Path, workers: int) -> dict:
                                   for c in np.flatnonzero(t.class_pixels[:-1] > 0)}
         else:
             results = pipeline.account(prep, workers=workers)
-            if kind == "pipeline":
-                pipeline.write(prep, results, config.parent / "out")
             merged = None
         prep.close()
-        out["validate_s"] = t_prep - t0
+    if kind in ("extent", "services", "pipeline"):
         if merged is not None:
             out["cells"] = float(sum(t.class_pixels.sum() for t in merged.values()))
         else:

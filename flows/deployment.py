@@ -1,6 +1,7 @@
 """The scheduled annual run: a deployment of the annual flow with a yearly cron schedule.
 
-Start it against a local Prefect server (the ephemeral server cannot run schedules):
+Every 1 March it accounts the calendar year just ended (``year = "previous"``, in China's time
+zone). Start it against a Prefect server (a temporary server cannot run schedules):
 
     prefect server start            # in one terminal
     PREFECT_API_URL=http://127.0.0.1:4200/api gep serve --config configs/sample_run.toml
@@ -23,12 +24,13 @@ def build_deployment(config_path: str | Path):
     return annual_gep_flow.to_deployment(
         name=DEPLOYMENT_NAME,
         schedule=CronSchedule(cron=CRON, timezone=TIMEZONE),
-        parameters={"config_path": str(Path(config_path).resolve())},
-        description="Annual GEP accounts of all counties (year: the configuration's default/latest).",
+        parameters={"config_path": str(Path(config_path).resolve()), "year": "previous"},
+        description="Annual GEP accounts of all counties for the calendar year just ended.",
         tags=["gep", "annual"],
     )
 
 
 def serve(config_path: str | Path) -> None:
+    """Serve the deployment until stopped (Ctrl-C or SIGTERM) on the server PREFECT_API_URL names."""
     from prefect import serve as prefect_serve
     prefect_serve(build_deployment(config_path))

@@ -18,7 +18,8 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from gep.area import AreaModel, polygon_area_m2
-from gep.config import LandCoverScheme, ReferenceData
+from gep import vocabulary
+from gep.config import ChecksConfig, LandCoverScheme, ReferenceData
 from gep.errors import GepError
 from gep.services.base import Service, ServiceBlock, ServiceContext, TypeQuantity
 from gep.valuation import index_price, value_cny
@@ -52,6 +53,8 @@ class CountyJob:
     statistics: dict[str, float]
     area_model: AreaModel
     price_year: int
+    coverage: dict[str, float]       # input ("landcover", auxiliary name) -> share of the polygon covered
+    checks: ChecksConfig
 
 
 @dataclass
@@ -207,7 +210,7 @@ def _service_rows(ident, job: CountyJob, acc) -> pd.DataFrame:
                 "parameters": "; ".join(c.cite() for c in svc.parameters(t, run.context)),
                 "default_filled_share": tq.defaulted_area_m2 / tq.area_m2,
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=vocabulary.names("services"))
 
 
 def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classified_m2, nodata_m2, outside_m2
@@ -215,7 +218,7 @@ def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classifi
     by_cat = services.groupby("category")["value_cny"].sum() if len(services) else pd.Series(dtype=float)
     gep = float(by_cat.sum())
     area_km2 = classified_m2 / M2_PER_KM2
-    per_km2 = gep / area_km2 if area_km2 > 0 else float("nan")
+    per_km2 = gep / area_km2 if area_km2 > 0 else None
     low, high = PLAUSIBLE_GEP_PER_KM2
     if not area_km2 > 0:
         flag = "no classified area"
@@ -226,9 +229,10 @@ def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classifi
     else:
         flag = "ok"
     if flag != "ok":
-        log.warning("county %s %s: GEP per km2 %.3g CNY is %s (methodology §11.2)",
-                    job.county_code, job.year, per_km2, flag)
+        log.warning("county %s %s: GEP per km2 is %s (methodology §11.2)", job.county_code, job.year,
+                    flag if per_km2 is None else f"{per_km2:.3g} CNY, {flag}")
     keys = [r.service.key for r in job.services]
+    quality = _quality(job, services, polygon_m2, outside_m2, area_km2)
     row = {**ident, "gep_cny": gep,
            "provisioning_cny": float(by_cat.get("provisioning", 0.0)),
            "regulating_cny": float(by_cat.get("regulating", 0.0)),
@@ -237,5 +241,42 @@ def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classifi
            "polygon_area_km2": polygon_m2 / M2_PER_KM2, "classified_area_km2": area_km2,
            "nodata_area_km2": nodata_m2 / M2_PER_KM2, "outside_raster_area_km2": outside_m2 / M2_PER_KM2,
            "price_year": job.price_year, "services": ",".join(keys), "n_services": len(keys),
-           "plausibility_flag": flag}
+           "plausibility_flag": flag, **quality}
     return pd.DataFrame([row])
+
+
+def default_filled_shares(services: pd.DataFrame) -> dict[str, float]:
+    """Per service: the share of its credited area whose auxiliary inputs took per-class defaults."""
+    if not len(services):
+        return {}
+    area = services.groupby("service")["area_ha"].sum()
+    defaulted = (services.default_filled_share * services.area_ha).groupby(services.service).sum()
+    return (defaulted / area).to_dict()
+
+
+def _quality(job: CountyJob, services: pd.DataFrame, polygon_m2: float, outside_m2: float, area_km2: float
+             ) -> dict[str, object]:
+    """How complete a county's inputs were: coverage shares, default-filled shares, services not
+    accounted; ``quality_flag`` is "ok" or every reason it is not."""
+    checks, reasons = job.checks, []
+    lc_share = 1.0 - outside_m2 / polygon_m2 if polygon_m2 > 0 else 0.0
+    if lc_share < checks.min_landcover_coverage:
+        reasons.append(f"land cover covers {lc_share:.1%} of the county")
+    aux_shares = {k: v for k, v in job.coverage.items() if k != "landcover"}
+    for name, share in sorted(aux_shares.items()):
+        if share < checks.min_aux_coverage:
+            reasons.append(f"{name} valid over {share:.1%} of the county")
+    if not area_km2 > 0:
+        reasons.append("no classified land-cover pixels")
+    filled = default_filled_shares(services)
+    for key, share in sorted(filled.items()):
+        if share > checks.max_default_filled_share:
+            reasons.append(f"{key}: {share:.1%} of its area took per-class default inputs")
+    missing = [r.service.key for r in job.services if r.service.key not in filled]
+    if missing:
+        reasons.append(f"not accounted (no credited ecosystem type in the county): {', '.join(missing)}")
+    return {"landcover_coverage_share": lc_share,
+            "aux_coverage_share": min(aux_shares.values(), default=1.0),
+            "default_filled_share": max(filled.values(), default=0.0),
+            "services_not_accounted": ",".join(missing),
+            "quality_flag": "; ".join(reasons) or "ok"}

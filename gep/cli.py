@@ -1,6 +1,7 @@
 """The ``gep`` command: a thin shell over the flows and gep.pipeline.
 
     gep run --config FILE [--year YYYY] [--county CODE] [--output DIR] [--workers N] [--dask | --dask-address ADDR]
+            [--no-prefect] [--force]
     gep validate --config FILE [--year YYYY]
     gep sample-data --config FILE [--force]
     gep serve --config FILE
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -22,32 +25,59 @@ def _prefect_env() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 
 
-def _print_summary(records: list[dict], output_dir: Path, title: str) -> None:
+def _print_summary(records: list[dict], output_dir: Path, title: str, run) -> None:
     import pandas as pd
     df = pd.DataFrame(records)
     total = df["gep_yi_cny"].sum()
     print(f"\nRun: {title}" if title else "")
+    outcome = {"skipped": "up to date: inputs, configuration and code unchanged since the published data; "
+                          "nothing recomputed (--force recomputes)",
+               "succeeded": f"{run.record['partitions_written']} partitions published"}[run.record["outcome"]]
+    print(f"Run {run.run_id}: {outcome}; record in {output_dir}/runs/{run.run_id}.parquet")
     print(f"Outputs under {output_dir}/ (extent/, services/, gep/; year=YYYY/county_code=CCCCCC/part-0.parquet)")
     print(f"County GEP summary, {df['year'].iloc[0]} ({len(df)} counties, total {total:,.2f} 亿元 = 1e8 CNY):")
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(df.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    flagged = df[df.quality_flag != "ok"]
+    for code, flag in zip(flagged.county_code, flagged.quality_flag):
+        print(f"  quality {code}: {flag}")
 
 
 def cmd_run(args) -> int:
-    from gep import pipeline
+    from gep import engine, pipeline, runs
     from gep.config import load_run_config
     cfg = load_run_config(args.config, output_dir=args.output)
-    # Report bad input before the orchestrator starts; the flow takes this validated run over.
-    pipeline.keep_validated(pipeline.prepare(cfg, args.year, args.county), args.year, args.county)
-    from flows.annual import annual_gep_flow, county_gep_flow, shared_api_for_workers, with_runner
     compute = _compute(cfg.compute, args)
-    output = str(cfg.output_dir)
-    with shared_api_for_workers(compute):
-        if args.county:
-            records = with_runner(county_gep_flow, compute)(str(args.config), args.county, args.year, output)
+    if args.no_prefect and compute.runner == "dask":
+        print("gep: error: --no-prefect runs on local threads; drop --dask/--dask-address or [compute] runner",
+              file=sys.stderr)
+        return 2
+    # Lock, record and validate before the orchestrator starts: bad input or a locked or unwritable
+    # output directory is refused in a second, and an up-to-date run ends here.
+    with runs.RecordedRun(cfg, args.year, args.county, force=args.force,
+                          orchestrator="plain" if args.no_prefect else "prefect") as run:
+        run.validate()
+        if run.up_to_date():
+            records = run.skip().to_dict(orient="records")
+        elif args.no_prefect:
+            results = run.account(lambda plan: engine.tally_local(plan, compute.workers))
+            run.publish(results)
+            records = pipeline.summary(pipeline.gep_table(results)).to_dict(orient="records")
         else:
-            records = with_runner(annual_gep_flow, compute)(str(args.config), args.year, output)
-    _print_summary(records, cfg.output_dir, cfg.title)
+            from flows.annual import annual_gep_flow, county_gep_flow, temporary_api, with_runner
+            runs.hand_over(run)
+            output = str(cfg.output_dir)
+            try:
+                with temporary_api():
+                    if args.county:
+                        records = with_runner(county_gep_flow, compute)(str(args.config), args.county, args.year,
+                                                                        output, args.force)
+                    else:
+                        records = with_runner(annual_gep_flow, compute)(str(args.config), args.year, output,
+                                                                        args.force)
+            finally:
+                runs.take_over(cfg, run.year, args.county)  # not taken if the flow never started
+    _print_summary(records, cfg.output_dir, cfg.title, run)
     return 0
 
 
@@ -94,8 +124,20 @@ def cmd_sample_data(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from flows.deployment import serve
-    serve(args.config)
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        print("gep: error: gep serve needs a running Prefect server (a temporary one cannot run schedules)\n"
+              "    fix: start one with `PREFECT_HOME=$PWD/.prefect uv run prefect server start`, then run\n"
+              "         PREFECT_API_URL=http://127.0.0.1:4200/api uv run gep serve --config FILE", file=sys.stderr)
+        return 2
+    from flows.deployment import CRON, DEPLOYMENT_NAME, TIMEZONE, serve
+    print(f"serving gep-annual/{DEPLOYMENT_NAME} on the Prefect server at {api}: every year at cron '{CRON}' "
+          f"({TIMEZONE}), accounting the previous calendar year; stop with Ctrl-C or SIGTERM", flush=True)
+    try:
+        serve(args.config)
+    except KeyboardInterrupt:
+        pass
+    print("gep serve: stopped", flush=True)
     return 0
 
 
@@ -111,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="threads or local Dask workers (default: every core)")
     p.add_argument("--dask", action="store_true", help="run the strip tasks on a temporary local Dask cluster")
     p.add_argument("--dask-address", help="run the strip tasks on the Dask scheduler at this address")
+    p.add_argument("--no-prefect", action="store_true",
+                   help="run without Prefect (no server start; for quick ad-hoc re-runs); same outputs and run record")
+    p.add_argument("--force", action="store_true", help="recompute even if inputs, configuration and code are unchanged")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", help="validate the inputs only (all configured years, or --year)")
     p.add_argument("--config", required=True, type=Path)
@@ -125,11 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     from gep.errors import GepError
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None  # a clean stop: record, lock, server
     try:
         return args.func(args)
     except GepError as exc:
         print(f"gep: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("gep: interrupted; nothing of this run was published", file=sys.stderr)
+        return 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -42,6 +44,19 @@ class BoundariesConfig(_Strict):
     code_field: str
     name_field: str
     reproject: bool = Field(False, description="transform boundaries to the land-cover CRS when they differ")
+    encoding: str | None = Field(None, description="text encoding of the attribute table when the file does not "
+                                                   "declare it (a Shapefile without .cpg), e.g. \"gbk\"")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str | None) -> str | None:
+        if v is not None:
+            import codecs
+            try:
+                codecs.lookup(v)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {v!r} (e.g. \"utf-8\", \"gbk\", \"gb18030\")") from None
+        return v
 
 
 class AuxiliaryConfig(_Strict):
@@ -92,6 +107,21 @@ class ComputeConfig(_Strict):
         return self
 
 
+class ChecksConfig(_Strict):
+    """How much of each county the inputs must cover, and when a county's figures are flagged."""
+
+    min_landcover_coverage: float = Field(
+        0.995, ge=0, le=1, description="share of each county polygon that must lie inside the land-cover raster")
+    min_aux_coverage: float = Field(
+        0.5, ge=0, le=1, description="share of each county polygon (sea included) each auxiliary raster must cover "
+                                     "with valid data")
+    max_default_filled_share: float = Field(
+        0.10, ge=0, le=1, description="largest share of a service's credited land in a county that may take per-class "
+                                      "defaults because an auxiliary raster has no data there")
+    allow_partial_coverage: bool = Field(
+        False, description="true: a county beyond these limits is accounted and flagged, not refused")
+
+
 class RunConfig(_Strict):
     title: str = ""
     output_dir: Path
@@ -102,10 +132,12 @@ class RunConfig(_Strict):
     area_model: Literal["ellipsoid", "sphere"] = "ellipsoid"
     boundaries: BoundariesConfig
     landcover: dict[int, Path] = Field(min_length=1)
+    landcover_band: int = Field(1, ge=1, description="band of the land-cover rasters holding the class codes")
     auxiliary: dict[str, AuxiliaryConfig] = Field(default_factory=dict)
     statistics: StatisticsConfig | None = None
     services: ServicesConfig
     compute: ComputeConfig = ComputeConfig()
+    checks: ChecksConfig = ChecksConfig()
     schemes_file: Path = REPO_CONFIGS / "landcover_schemes.toml"
     coefficients_file: Path = REPO_CONFIGS / "coefficients.csv"
     prices_file: Path = REPO_CONFIGS / "prices.csv"
@@ -131,10 +163,13 @@ class RunConfig(_Strict):
     def years(self) -> list[int]:
         return sorted(self.landcover)
 
-    def resolve_year(self, year: int | None) -> int:
-        """The year to account: the one asked for, else default_year, else the latest land cover."""
+    def resolve_year(self, year: int | Literal["previous"] | None, today: date | None = None) -> int:
+        """The year to account: the one asked for, else default_year, else the latest land cover;
+        ``"previous"``: the calendar year before ``today`` in China (the scheduled annual run)."""
         if year is None:
             return self.default_year if self.default_year is not None else max(self.landcover)
+        if year == "previous":
+            year = (today or datetime.now(ZoneInfo("Asia/Shanghai")).date()).year - 1
         if year not in self.landcover:
             raise fail(self.source_file or "run configuration", f"landcover.{year}",
                        f"no land-cover raster is configured for year {year}",
@@ -266,12 +301,17 @@ class ReferenceData:
     prices: dict[str, Price]
     cpi_index: dict[int, float]
     file_hashes: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # "prices.csv" -> the path actually read
+
+    def path(self, table: str) -> str:
+        """The file a reference table was read from, as the run configuration named it."""
+        return str(self.files.get(table, table))
 
     def coefficient(self, parameter: str, ecosystem_type: str = "*") -> Coefficient:
         try:
             return self.coefficients[(parameter, ecosystem_type)]
         except KeyError:
-            raise fail("coefficients.csv", f"{parameter}/{ecosystem_type}", "coefficient missing",
+            raise fail(self.path("coefficients.csv"), f"{parameter}/{ecosystem_type}", "coefficient missing",
                        f"add a row parameter={parameter}, ecosystem_type={ecosystem_type}") from None
 
     def per_type(self, parameter: str) -> dict[str, Coefficient]:
@@ -282,13 +322,13 @@ class ReferenceData:
         try:
             return self.prices[key]
         except KeyError:
-            raise fail("prices.csv", key, "price missing", f"add a row with key={key}") from None
+            raise fail(self.path("prices.csv"), key, "price missing", f"add a row with key={key}") from None
 
     def cpi_factor(self, from_year: int, to_year: int) -> float:
         """CPI(to_year) / CPI(from_year): converts a from_year price into to_year CNY (methodology §8.3)."""
         for y in (from_year, to_year):
             if y not in self.cpi_index:
-                raise fail("cpi.csv", str(y), f"no CPI for year {y}",
+                raise fail(self.path("cpi.csv"), str(y), f"no CPI for year {y}",
                            f"add the NBS CPI change of {y} to cpi.csv (covered: "
                            f"{min(self.cpi_index)}-{max(self.cpi_index)})")
         return self.cpi_index[to_year] / self.cpi_index[from_year]
@@ -333,7 +373,10 @@ def load_reference_data(cfg: RunConfig) -> ReferenceData:
     schemes_path = cfg.schemes_file
     if not schemes_path.is_file():
         raise fail(schemes_path, "(file)", "land-cover scheme file not found", "restore configs/landcover_schemes.toml")
-    raw = tomllib.loads(schemes_path.read_text(encoding="utf-8"))
+    try:
+        raw = tomllib.loads(schemes_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise fail(schemes_path, "(file)", f"not valid TOML: {exc}", "fix the syntax at the position given") from exc
     schemes: dict[str, LandCoverScheme] = {}
     for key, body in raw.items():
         try:
@@ -372,7 +415,11 @@ def load_reference_data(cfg: RunConfig) -> ReferenceData:
 
     ipath = cfg.cpi_file
     index: dict[int, float] = {}
-    rows = sorted(_read_csv(ipath, ("year", "cpi_change_pct", "tag", "source")), key=lambda r: int(r["year"]))
+    rows = _read_csv(ipath, ("year", "cpi_change_pct", "tag", "source"))
+    for i, r in enumerate(rows, start=2):
+        if not r["year"].strip().isdigit():
+            raise fail(ipath, f"row {i}: year", f"{r['year']!r} is not a calendar year", "give the year as e.g. 2020")
+    rows = sorted(rows, key=lambda r: int(r["year"]))
     for i, r in enumerate(rows):
         year = int(r["year"])
         if i == 0:
@@ -382,5 +429,7 @@ def load_reference_data(cfg: RunConfig) -> ReferenceData:
             raise fail(ipath, f"year {year}", "CPI years must be consecutive", f"add the missing year {max(index) + 1}")
         index[year] = index[year - 1] * (1.0 + _num(ipath, i + 2, "cpi_change_pct", r["cpi_change_pct"]) / 100.0)
 
-    hashes = {p.name: sha256_file(p) for p in (schemes_path, cpath, ppath, ipath)}
-    return ReferenceData(schemes, coefficients, prices, index, hashes)
+    paths = (schemes_path, cpath, ppath, ipath)
+    return ReferenceData(schemes, coefficients, prices, index, {p.name: sha256_file(p) for p in paths},
+                         {name: p for name, p in zip(("landcover_schemes.toml", "coefficients.csv", "prices.csv",
+                                                      "cpi.csv"), paths)})

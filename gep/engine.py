@@ -42,6 +42,7 @@ class EnginePlan:
     """The strips of a run, its zones on the land-cover grid and an accountant per zone."""
 
     landcover: Path
+    landcover_band: int
     aux: tuple[AuxSpec, ...]
     area_model: str
     scheme_key: str
@@ -76,14 +77,14 @@ def plan(prepared, strip_pixels: int = DEFAULT_STRIP_PIXELS, extent_only: bool =
         if z is not None:
             zones.append(z)
     strips = plan_strips(lc.height, lc.width, lc.block_shapes[0][0], zones, strip_pixels)
-    return EnginePlan(Path(lc.name), () if extent_only else prepared.aux, prepared.cfg.area_model, scheme.key,
+    return EnginePlan(Path(lc.name), prepared.cfg.landcover_band, () if extent_only else prepared.aux, prepared.cfg.area_model, scheme.key,
                       prepared.cfg.schemes_file, n_codes, zones, strips, accountants)
 
 
 def tally_strips(p: EnginePlan, strip_ids: list[int]) -> list[tuple[int, StripTallies]]:
     """Tally the given strips in this thread, with its own raster handles."""
     out = []
-    with GridReader(p.landcover, p.aux, p.area_model, group=p.has_services) as reader:
+    with GridReader(p.landcover, p.aux, p.area_model, group=p.has_services, band=p.landcover_band) as reader:
         for i in strip_ids:
             strip = p.strips[i]
             out.append((i, {z.code: p.accountants[z.code].tally(block)
@@ -156,7 +157,7 @@ def unknown_code_problems(p: EnginePlan, merged: dict[str, ZoneTally]) -> list[I
                 str(p.landcover), "pixel values",
                 f"land-cover codes not in scheme {p.scheme_key!r} inside county {code}: {listing}",
                 f"use the right landcover_scheme (known codes: {sorted(acc.job.scheme.classes)}), or add the "
-                f"codes to {p.schemes_file} ([{p.scheme_key}.classes] or excluded)"))
+                f"codes to {p.schemes_file} ([{p.scheme_key}.classes] or excluded)", county=code))
     return problems
 
 

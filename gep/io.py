@@ -1,15 +1,12 @@
-"""The one place that reads and writes files.
+"""Reading inputs and output datasets; turning computed frames into checked Arrow tables.
 
 Reading normalises names (county_code, county_name), dtypes (codes as strings) and reports problems as
-:class:`~gep.errors.InputProblem` with the file, the field and the fix. Writing produces Hive-
-partitioned Parquet, one file per partition, each written atomically (temporary file in the same
-folder, fsync, ``os.replace``) so a reader never sees a half-written file.
+:class:`~gep.errors.InputProblem` with the file, the field and the fix. Output files are written by
+gep/store.py only (versions published atomically, run records).
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+import pyogrio
 import rasterio
 from rasterio.errors import RasterioIOError
 from shapely.validation import explain_validity
@@ -24,24 +22,36 @@ from shapely.validation import explain_validity
 from gep import vocabulary
 from gep.errors import InputProblem
 
-PART_FILE = "part-0.parquet"
-
-
 # --------------------------------------------------------------------------- reading
-def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: str
+def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: str, encoding: str | None = None
                     ) -> tuple[gpd.GeoDataFrame | None, list[InputProblem]]:
-    """County polygons as ``county_code`` (str), ``county_name``, ``geometry``; plus every problem found."""
+    """County polygons as ``county_code`` (str), ``county_name``, ``geometry``; plus every problem found.
+
+    ``encoding``: the attribute table's text encoding when the file does not declare it (a Shapefile
+    without .cpg); undeclared non-UTF-8 Chinese names are detected and refused, never garbled.
+    """
     f = str(path)
-    if not Path(path).is_file():
+    if not Path(path).exists():
         return None, [InputProblem(f, "boundaries.path", "file not found",
                                    "point [boundaries] path at an existing GeoPackage/Shapefile/GeoJSON")]
+    problems: list[InputProblem] = []
     try:
-        gdf = gpd.read_file(path, layer=layer)
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     except Exception as exc:  # pyogrio raises several types for unreadable files
+        return None, [InputProblem(f, "(file)", f"cannot read as a vector dataset: {exc}",
+                                   "check the file is a valid GeoPackage/Shapefile/GeoJSON")]
+    if layer is not None and layer not in layers:
+        return None, [InputProblem(f, "boundaries.layer", f"no layer {layer!r} (layers: {', '.join(layers)})",
+                                   "set [boundaries] layer to one of those layers")]
+    try:
+        gdf = gpd.read_file(path, layer=layer, encoding=encoding)
+    except Exception as exc:
         return None, [InputProblem(f, "boundaries.layer" if layer else "(file)",
                                    f"cannot read as a vector layer: {exc}",
                                    "check the file is a valid vector dataset and the layer name exists")]
-    problems: list[InputProblem] = []
+    if len(gdf) == 0:
+        return None, [InputProblem(f, f"layer {layer or layers[0]!r}", "the layer has no features",
+                                   "point [boundaries] at the layer holding the county polygons")]
     for key, col in (("boundaries.code_field", code_field), ("boundaries.name_field", name_field)):
         if col not in gdf.columns:
             problems.append(InputProblem(f, key, f"column {col!r} not in the file (columns: "
@@ -53,9 +63,15 @@ def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: 
     if problems:
         return None, problems
     codes = gdf[code_field]
+    if codes.dtype.kind == "f":
+        problems.append(InputProblem(f, code_field, f"county codes are stored as decimal numbers (e.g. "
+                                     f"{codes.dropna().iloc[0] if codes.notna().any() else 'NaN'!r}), so they cannot "
+                                     "match the statistics' codes", f"store {code_field} as text (or integer) codes, "
+                                     "e.g. 330402, in the boundary file"))
     codes = codes.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v).strip())
     out = gpd.GeoDataFrame({"county_code": codes.astype(str), "county_name": gdf[name_field].astype(str)},
                            geometry=gdf.geometry.values, crs=gdf.crs)
+    problems += _garbled_names(f, name_field, out["county_name"], encoding)
     empty = out.index[out["county_code"] == ""].tolist()
     if empty:
         problems.append(InputProblem(f, code_field, f"{len(empty)} feature(s) with an empty code (rows {empty[:10]})",
@@ -65,13 +81,39 @@ def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: 
         problems.append(InputProblem(f, code_field, f"duplicated county codes: {', '.join(dup)}",
                                      "make codes unique (dissolve the parts of one county into one feature)"))
     geom = out.geometry
-    bad = out.loc[geom.isna() | geom.is_empty | ~geom.is_valid, "county_code"].tolist()
+    kinds = geom.geom_type
+    not_polygons = out.loc[geom.notna() & ~geom.is_empty & ~kinds.isin(["Polygon", "MultiPolygon"])]
+    if len(not_polygons):
+        listing = ", ".join(f"{c} ({k})" for c, k in zip(not_polygons.county_code, kinds[not_polygons.index]))
+        problems.append(InputProblem(f, "geometry", f"counties must be polygons; found {listing}",
+                                     "use the county polygons (areas), not their outlines or centroids "
+                                     "(e.g. QGIS 'Lines to polygons')"))
+    bad_mask = geom.isna() | geom.is_empty | ~geom.is_valid
+    bad = out.loc[bad_mask, "county_code"].tolist()
     if bad:
-        reasons = [shapely_reason(g) for g in geom[geom.isna() | geom.is_empty | ~geom.is_valid]]
+        reasons = [shapely_reason(g) for g in geom[bad_mask]]
         problems.append(InputProblem(f, "geometry", "invalid or empty geometries for counties "
                                      + "; ".join(f"{c} ({r})" for c, r in zip(bad, reasons)),
                                      "repair them (e.g. shapely.make_valid or QGIS 'Fix geometries') and re-run"))
     return out, problems
+
+
+def _garbled_names(file: str, field: str, names: pd.Series, encoding: str | None) -> list[InputProblem]:
+    """Names that are Chinese text decoded with the wrong encoding (GBK read as Latin-1)."""
+    if encoding is not None:
+        return []
+    for name in names:
+        if not any("\x80" <= ch <= "\xff" for ch in name):
+            continue
+        try:
+            fixed = name.encode("latin-1").decode("gb18030")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if any("\u4e00" <= ch <= "\u9fff" for ch in fixed):
+            return [InputProblem(file, field, f"county names are not in the encoding the file declares: {name!r} "
+                                 f"reads as {fixed!r} in GBK", "set [boundaries] encoding = \"gbk\" (or add a .cpg "
+                                 "file saying GBK beside the Shapefile, or save the file as UTF-8)")]
+    return []
 
 
 def shapely_reason(geom) -> str:
@@ -83,6 +125,9 @@ def shapely_reason(geom) -> str:
 
 def open_raster(path: Path, key: str) -> tuple[rasterio.DatasetReader | None, list[InputProblem]]:
     """Open a raster for reading, or explain why it cannot be."""
+    if Path(path).is_dir():
+        return None, [InputProblem(str(path), key, "is a directory, not a raster file",
+                                   "point it at the GeoTIFF itself (mosaic tiles first, e.g. with gdalbuildvrt)")]
     if not Path(path).is_file():
         return None, [InputProblem(str(path), key, "file not found", "check the path in the run configuration")]
     try:
@@ -103,6 +148,9 @@ STATISTICS_KEY_COLUMNS = ("county_code", "year", "source")
 def read_statistics(path: Path) -> tuple[pd.DataFrame | None, list[InputProblem]]:
     """County statistics table: one row per county and year; codes kept as strings."""
     f = str(path)
+    if Path(path).is_dir():
+        return None, [InputProblem(f, "statistics.path", "is a directory, not a CSV file",
+                                   "point [statistics] path at the CSV file")]
     if not Path(path).is_file():
         return None, [InputProblem(f, "statistics.path", "file not found", "point [statistics] path at the CSV")]
     try:
@@ -121,45 +169,20 @@ def read_statistics(path: Path) -> tuple[pd.DataFrame | None, list[InputProblem]
     return df, []
 
 
-# --------------------------------------------------------------------------- writing
-def partition_dir(output_dir: Path, dataset: str, year: int, county_code: str) -> Path:
-    return Path(output_dir) / dataset / f"year={year}" / f"county_code={county_code}"
-
-
-def to_table(df: pd.DataFrame, dataset: str, lineage: dict[str, str]) -> pa.Table:
-    """Cast a frame to the dataset's schema (units in field metadata, lineage in file metadata)."""
+# --------------------------------------------------------------------------- output tables
+def to_table(df: pd.DataFrame, dataset: str, metadata: dict[str, str]) -> pa.Table:
+    """Cast a frame to the dataset's schema and check it (gep.vocabulary.check): units in the field
+    metadata; ``metadata`` (lineage, run id) in the file metadata."""
     sch = vocabulary.schema(dataset)
     missing = [n for n in sch.names if n not in df.columns]
     if missing:
-        raise KeyError(f"{dataset}: columns {missing} missing from the computed table")
+        raise vocabulary.SchemaViolation(f"{dataset}: columns {missing} missing from the computed table")
     table = pa.Table.from_pandas(df[sch.names], schema=sch, preserve_index=False)
+    vocabulary.check(table, dataset)
     units = {c.name: c.unit for c in vocabulary.DATASETS[dataset]}
     meta = {b"gep:dataset": dataset.encode(), b"gep:units": json.dumps(units).encode(),
-            b"gep:lineage": json.dumps(lineage, sort_keys=True).encode()}
+            **{f"gep:{k}".encode(): v.encode() for k, v in metadata.items()}}
     return table.replace_schema_metadata(meta)
-
-
-def write_partition(table: pa.Table, output_dir: Path, dataset: str, year: int, county_code: str) -> Path:
-    """Write one partition atomically; replaces an existing file in one step."""
-    target_dir = partition_dir(output_dir, dataset, year, county_code)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / PART_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{PART_FILE}.tmp-", dir=target_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
 
 
 def read_dataset(output_dir: Path | str, dataset: str) -> pd.DataFrame:

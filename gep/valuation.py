@@ -27,7 +27,7 @@ def index_price(ref: ReferenceData, key: str, price_year: int, quantity_unit: st
     """Look up a price and bring it to ``price_year`` CNY; check it prices ``quantity_unit``."""
     price = ref.price(key)
     if price.unit != f"CNY/{quantity_unit}":
-        raise fail("prices.csv", key, f"unit {price.unit!r} does not price a quantity in {quantity_unit!r}",
+        raise fail(ref.path("prices.csv"), key, f"unit {price.unit!r} does not price a quantity in {quantity_unit!r}",
                    f"use a price in CNY/{quantity_unit}")
     return IndexedPrice(price, price_year, ref.cpi_factor(price.price_year, price_year))
 

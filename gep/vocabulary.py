@@ -1,14 +1,20 @@
-"""One vocabulary of column names, types and units for every output table.
+"""One vocabulary of column names, types, units and constraints for every output table.
 
-The same definitions build the Arrow schemas, check outputs before they are written, and go into the
-Parquet metadata (each field carries ``unit`` and ``description``), so a reader of any file knows the
-unit of every number without this package.
+The same definitions build the Arrow schemas, check every table before it is written
+(:func:`check`: types, nulls, finite numbers, bounds, allowed values, unique keys), go into the
+Parquet metadata (each field carries ``unit`` and ``description``, so a reader of any file knows
+the unit of every number without this package) and generate ``docs/data-dictionary.md``
+(``python -m gep.vocabulary docs/data-dictionary.md``).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from gep.errors import GepError
 
 
 @dataclass(frozen=True)
@@ -17,16 +23,25 @@ class Column:
     type: pa.DataType
     unit: str
     description: str
+    minimum: float | None = None          # values must be >= this
+    maximum: float | None = None          # values must be <= this
+    allowed: tuple[str, ...] | None = None  # the only values a text column may hold
+    nullable: bool = False                # null allowed (never NaN: numbers are finite or null)
 
     def field(self) -> pa.Field:
-        return pa.field(self.name, self.type, metadata={"unit": self.unit, "description": self.description})
+        return pa.field(self.name, self.type, nullable=self.nullable,
+                        metadata={"unit": self.unit, "description": self.description})
 
 
-def _c(name: str, type_: pa.DataType, unit: str, description: str) -> Column:
-    return Column(name, type_, unit, description)
+def _c(name: str, type_: pa.DataType, unit: str, description: str, **constraints) -> Column:
+    return Column(name, type_, unit, description, **constraints)
 
 
-STR, F64, I32 = pa.string(), pa.float64(), pa.int32()
+STR, F64, I32, I64 = pa.string(), pa.float64(), pa.int32(), pa.int64()
+TIME = pa.timestamp("us", tz="UTC")
+NONNEG = {"minimum": 0.0}
+SHARE = {"minimum": 0.0, "maximum": 1.0}
+CATEGORIES = ("provisioning", "regulating", "cultural")
 
 # Columns shared by several tables.
 COUNTY_CODE = _c("county_code", STR, "", "county (区县) administrative code, 6 digits, as in the boundary file")
@@ -40,57 +55,187 @@ EXTENT = (
     _c("lc_code", I32, "", "land-cover class code in that scheme"),
     _c("lc_name", STR, "", "land-cover class name"),
     ECOSYSTEM_TYPE,
-    _c("type_share", F64, "1", "share of the class's area given to this ecosystem type (cropland split by paddy share; else 1)"),
-    _c("area_ha", F64, "ha", "area of the class (x type_share) inside the county, from coverage-weighted pixel areas"),
-    _c("pixel_count", F64, "pixel", "coverage-weighted number of land-cover pixels (x type_share)"),
+    _c("type_share", F64, "1", "share of the class's area given to this ecosystem type (cropland split by paddy share; else 1)", **SHARE),
+    _c("area_ha", F64, "ha", "area of the class (x type_share) inside the county, from coverage-weighted pixel areas", **NONNEG),
+    _c("pixel_count", F64, "pixel", "coverage-weighted number of land-cover pixels (x type_share)", **NONNEG),
 )
 
 SERVICES = (
     COUNTY_CODE, COUNTY_NAME, YEAR,
     _c("service", STR, "", "ecosystem service key (e.g. water_conservation)"),
     _c("service_zh", STR, "", "service name in Chinese (e.g. 水源涵养)"),
-    _c("category", STR, "", "provisioning | regulating | cultural"),
+    _c("category", STR, "", "provisioning | regulating | cultural", allowed=CATEGORIES),
     ECOSYSTEM_TYPE,
-    _c("area_ha", F64, "ha", "area of this ecosystem type credited by the service"),
-    _c("quantity", F64, "see quantity_unit", "physical quantity (功能量) supplied in the year"),
+    _c("area_ha", F64, "ha", "area of this ecosystem type credited by the service", **NONNEG),
+    _c("quantity", F64, "see quantity_unit", "physical quantity (功能量) supplied in the year", **NONNEG),
     _c("quantity_unit", STR, "", "unit of quantity"),
-    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY"),
+    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY", **NONNEG),
     _c("price_unit", STR, "", "unit of unit_price"),
     _c("price_year", I32, "a", "price year of unit_price and value_cny"),
-    _c("value_cny", F64, "CNY", "money value (价值量) = quantity x unit_price, in price_year CNY"),
+    _c("value_cny", F64, "CNY", "money value (价值量) = quantity x unit_price, in price_year CNY", **NONNEG),
     _c("method", STR, "", "physical and valuation method"),
     _c("price_key", STR, "", "key of the price in configs/prices.csv"),
-    _c("base_unit_price", F64, "see price_unit", "price as recorded in configs/prices.csv"),
+    _c("base_unit_price", F64, "see price_unit", "price as recorded in configs/prices.csv", **NONNEG),
     _c("base_price_year", I32, "a", "year of base_unit_price"),
-    _c("cpi_factor", F64, "1", "CPI(price_year) / CPI(base_price_year) from configs/cpi.csv"),
+    _c("cpi_factor", F64, "1", "CPI(price_year) / CPI(base_price_year) from configs/cpi.csv", minimum=0.0),
     _c("price_source", STR, "", "source and evidence tag of the price"),
     _c("parameters", STR, "", "coefficients used for this row, with unit and evidence tag"),
-    _c("default_filled_share", F64, "1", "share of the credited area whose auxiliary inputs came from per-class defaults (raster nodata)"),
+    _c("default_filled_share", F64, "1", "share of the credited area whose auxiliary inputs came from per-class defaults (raster nodata)", **SHARE),
 )
 
 GEP = (
     COUNTY_CODE, COUNTY_NAME, YEAR,
-    _c("gep_cny", F64, "CNY", "GEP: sum of the value of all enabled services, price_year CNY"),
-    _c("provisioning_cny", F64, "CNY", "provisioning services (物质产品) value"),
-    _c("regulating_cny", F64, "CNY", "regulating services (调节服务) value"),
-    _c("cultural_cny", F64, "CNY", "cultural services (文化服务) value"),
-    _c("gep_yi_cny", F64, "1e8 CNY", "GEP in 亿元 (1e8 CNY)"),
-    _c("area_km2", F64, "km2", "classified ecosystem area of the county (land-cover pixels, excludes sea/nodata)"),
-    _c("gep_per_km2_cny", F64, "CNY/km2", "gep_cny / area_km2"),
-    _c("polygon_area_km2", F64, "km2", "area of the county polygon on the area model"),
-    _c("classified_area_km2", F64, "km2", "part of the polygon covered by classified land-cover pixels"),
-    _c("nodata_area_km2", F64, "km2", "part of the polygon inside the raster but nodata/excluded (sea, gaps)"),
-    _c("outside_raster_area_km2", F64, "km2", "part of the polygon outside the land-cover raster"),
+    _c("gep_cny", F64, "CNY", "GEP: sum of the value of all enabled services, price_year CNY", **NONNEG),
+    _c("provisioning_cny", F64, "CNY", "provisioning services (物质产品) value", **NONNEG),
+    _c("regulating_cny", F64, "CNY", "regulating services (调节服务) value", **NONNEG),
+    _c("cultural_cny", F64, "CNY", "cultural services (文化服务) value", **NONNEG),
+    _c("gep_yi_cny", F64, "1e8 CNY", "GEP in 亿元 (1e8 CNY)", **NONNEG),
+    _c("area_km2", F64, "km2", "classified ecosystem area of the county (land-cover pixels, excludes sea/nodata)", **NONNEG),
+    _c("gep_per_km2_cny", F64, "CNY/km2", "gep_cny / area_km2; null when the county has no classified area", nullable=True, **NONNEG),
+    _c("polygon_area_km2", F64, "km2", "area of the county polygon on the area model", **NONNEG),
+    _c("classified_area_km2", F64, "km2", "part of the polygon covered by classified land-cover pixels", **NONNEG),
+    _c("nodata_area_km2", F64, "km2", "part of the polygon inside the raster but nodata/excluded (sea, gaps)", **NONNEG),
+    _c("outside_raster_area_km2", F64, "km2", "part of the polygon outside the land-cover raster", **NONNEG),
     _c("price_year", I32, "a", "price year of all values"),
     _c("services", STR, "", "comma-separated services summed into GEP"),
-    _c("n_services", I32, "1", "number of services summed into GEP"),
+    _c("n_services", I32, "1", "number of services summed into GEP", **NONNEG),
     _c("plausibility_flag", STR, "", "'ok' or why GEP per km2 is outside the 0.1-1.5e8 CNY/km2 range of methodology §11.2"),
+    _c("landcover_coverage_share", F64, "1", "share of the county polygon inside the land-cover raster", **SHARE),
+    _c("aux_coverage_share", F64, "1", "smallest share of the county polygon with valid data among the auxiliary rasters used (1 when none is used)", **SHARE),
+    _c("default_filled_share", F64, "1", "largest share, over services, of a service's credited area whose auxiliary inputs came from per-class defaults", **SHARE),
+    _c("services_not_accounted", STR, "", "comma-separated enabled services with no value in the county (no credited ecosystem type); empty if none"),
+    _c("quality_flag", STR, "", "'ok', or every reason the county's inputs were incomplete ([checks] of the run configuration): coverage below the required shares, default-filled shares above the limit, services not accounted, no classified area"),
 )
 
-DATASETS: dict[str, tuple[Column, ...]] = {"extent": EXTENT, "services": SERVICES, "gep": GEP}
+RUN_OUTCOMES = ("running", "succeeded", "failed", "interrupted", "skipped")
+RUNS = (
+    _c("run_id", STR, "", "run identifier: UTC start time and a random suffix; also in every output file's Parquet metadata (gep:run_id)"),
+    _c("started_at", TIME, "UTC", "when the run started"),
+    _c("ended_at", TIME, "UTC", "when the run ended; null while running (or if it was killed: then outcome is set to 'interrupted' by the next run)", nullable=True),
+    _c("outcome", STR, "", "running | succeeded | failed | interrupted (killed; found by a later run) | skipped (inputs, configuration and code unchanged: nothing recomputed)", allowed=RUN_OUTCOMES),
+    _c("year", I32, "a", "accounting year", nullable=True),
+    _c("scope", STR, "", "'all' (every county of the boundary file) or the county code of a single-county run"),
+    _c("output_dir", STR, "", "output directory of the run"),
+    _c("host", STR, "", "machine the run ran on"),
+    _c("pid", I64, "", "process id of the run"),
+    _c("orchestrator", STR, "", "prefect (with the flow run id) or plain (--no-prefect, gep.pipeline)"),
+    _c("prefect_flow_run_id", STR, "", "Prefect flow run id, when run by Prefect", nullable=True),
+    _c("code_version", STR, "", "gep version, SHA-256 of the package source and versions of the numerical libraries (JSON)"),
+    _c("config", STR, "", "the full run configuration as validated, paths resolved (JSON)"),
+    _c("inputs_sha256", STR, "", "SHA-256 of every input file and reference table (JSON: name -> hash)", nullable=True),
+    _c("input_key", STR, "", "SHA-256 over code version, configuration (minus where and how it runs), year and input hashes: equal keys give identical data", nullable=True),
+    _c("indicator_set", STR, "", "services accounted, in order (JSON list)"),
+    _c("method_choices", STR, "", "land-cover scheme, area model, price year, service options and checks (JSON)"),
+    _c("rows", STR, "", "rows written per dataset (JSON)", nullable=True),
+    _c("partitions_written", I32, "1", "partition files published by the run", **NONNEG),
+    _c("timings_s", STR, "", "seconds per step: validate, account, write, publish (JSON)"),
+    _c("counties_flagged", STR, "", "counties whose quality_flag or plausibility_flag is not ok, with the reason (JSON)", nullable=True),
+    _c("error", STR, "", "on failure: the error as the user saw it", nullable=True),
+    _c("failed_counties", STR, "", "on failure: counties named by the error, with the reasons (JSON)", nullable=True),
+)
+
+DATASETS: dict[str, tuple[Column, ...]] = {"extent": EXTENT, "services": SERVICES, "gep": GEP, "runs": RUNS}
+DATA_DATASETS = ("extent", "services", "gep")  # partitioned by year and county; "runs" holds one file per run
 PARTITION_COLUMNS = ("year", "county_code")
+KEYS: dict[str, tuple[str, ...]] = {
+    "extent": ("county_code", "year", "lc_code", "ecosystem_type"),
+    "services": ("county_code", "year", "service", "ecosystem_type"),
+    "gep": ("county_code", "year"),
+    "runs": ("run_id",),
+}
+DESCRIPTIONS = {
+    "extent": "Ecosystem extent account: one row per county, year, land-cover class and ecosystem type.",
+    "services": "Ecosystem services: physical quantity (功能量) and money value (价值量) per county, year, "
+                "service and ecosystem type, each row with its price, CPI factor, coefficients and sources.",
+    "gep": "GEP per county and year: the sum of the services' values, areas, and the county's quality "
+           "and plausibility flags.",
+    "runs": "The run record: one row (file) per run, successful or not, outside the data globs.",
+}
+
+
+class SchemaViolation(GepError):
+    """A computed table breaks its dataset's schema: a bug, caught before anything was written."""
+
+    exit_status = 1
+
+
+def names(dataset: str) -> list[str]:
+    return [c.name for c in DATASETS[dataset]]
 
 
 def schema(dataset: str) -> pa.Schema:
     """Arrow schema of an output dataset, with units in the field metadata."""
     return pa.schema([c.field() for c in DATASETS[dataset]])
+
+
+def check(table: pa.Table, dataset: str) -> None:
+    """Refuse a table that breaks its dataset's constraints (raises :class:`SchemaViolation`
+    listing every broken rule): exact schema, no nulls where not allowed, finite numbers, bounds,
+    allowed values, unique keys."""
+    problems = []
+    if table.schema.remove_metadata() != schema(dataset).remove_metadata():
+        problems.append(f"schema differs: {table.schema.remove_metadata()} != {schema(dataset).remove_metadata()}")
+    for col in DATASETS[dataset]:
+        if col.name not in table.column_names:
+            continue
+        arr = table[col.name]
+        if not col.nullable and arr.null_count:
+            problems.append(f"{col.name}: {arr.null_count} null value(s)")
+        if pa.types.is_floating(col.type):
+            bad = len(arr) - arr.null_count - pc.sum(pc.is_finite(arr)).as_py() if len(arr) else 0
+            if bad:
+                problems.append(f"{col.name}: {bad} value(s) not finite (NaN or infinite)")
+        if col.minimum is not None and len(arr) and (pc.min(arr).as_py() or 0) < col.minimum:
+            problems.append(f"{col.name}: values below {col.minimum:g} (min {pc.min(arr).as_py()!r})")
+        if col.maximum is not None and len(arr) and (pc.max(arr).as_py() or 0) > col.maximum:
+            problems.append(f"{col.name}: values above {col.maximum:g} (max {pc.max(arr).as_py()!r})")
+        if col.allowed is not None:
+            unknown = set(pc.unique(arr).to_pylist()) - set(col.allowed) - {None}
+            if unknown:
+                problems.append(f"{col.name}: values {sorted(unknown)} not in {list(col.allowed)}")
+    keys = list(KEYS[dataset])
+    if len(table) and not problems:
+        counts = table.group_by(keys).aggregate([([], "count_all")])
+        dup = counts.filter(pc.greater(counts["count_all"], 1))
+        if len(dup):
+            problems.append(f"key {keys} not unique: {dup.slice(0, 3).to_pylist()}")
+    if problems:
+        raise SchemaViolation(f"the computed {dataset} table breaks its schema (nothing was written):\n  "
+                              + "\n  ".join(problems))
+
+
+def data_dictionary() -> str:
+    """docs/data-dictionary.md, generated from the definitions above."""
+    out = ["# Data dictionary", "",
+           "Generated from `gep/vocabulary.py` (`python -m gep.vocabulary docs/data-dictionary.md`); the same",
+           "definitions check every table before it is written and go into each Parquet file's field metadata",
+           "(`unit`, `description`). Numbers are finite: a value that cannot be computed is null, and only in a",
+           "column marked nullable. Layout and readers: README.md, \"Outputs\".", ""]
+    for name, cols in DATASETS.items():
+        where = (f"`{name}/year=YYYY/county_code=CCCCCC/part-0.parquet`" if name in DATA_DATASETS
+                 else "`runs/RUN_ID.parquet`")
+        out += [f"## `{name}`", "", DESCRIPTIONS[name], "", f"Files: {where}. Unique key: "
+                + ", ".join(f"`{k}`" for k in KEYS[name]) + ".", "",
+                "| column | type | unit | constraints | description |", "|---|---|---|---|---|"]
+        for c in cols:
+            rules = []
+            if c.minimum is not None and c.maximum is not None:
+                rules.append(f"{c.minimum:g} to {c.maximum:g}")
+            elif c.minimum is not None:
+                rules.append(f">= {c.minimum:g}")
+            if c.allowed:
+                rules.append(" \\| ".join(c.allowed))
+            rules.append("nullable" if c.nullable else "not null")
+            description = c.description.replace("|", "\\|")
+            out.append(f"| `{c.name}` | {c.type} | {c.unit} | {', '.join(rules)} | {description} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    text = data_dictionary()
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        print(text)

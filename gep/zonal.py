@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from pyproj import CRS, Transformer
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from gep import kernels
+from gep.errors import InputReadError
 from gep.kernels import COARSE_STEP
 from gep.area import AreaModel, polygon_area_m2, row_areas_m2
 
@@ -254,7 +256,7 @@ class _AuxGrid:
         r1 = min(self.ds.height, math.floor(sy_max + 0.5) + 2)
         if c1 <= c0 or r1 <= r0:
             return None, 0, 0
-        arr = self.ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+        arr = read_window(self.ds, 1, Window(c0, r0, c1 - c0, r1 - r0), f"auxiliary.{self.spec.name}", masked=True)
         data = np.ma.getdata(arr).astype(np.float64)
         data[np.ma.getmaskarray(arr) | ~np.isfinite(data)] = np.nan
         return data, r0, c0
@@ -268,11 +270,26 @@ class _AuxGrid:
                   resampling=Resampling[self.spec.resampling])
 
 
+def read_window(ds: rasterio.DatasetReader, band: int, window: Window, key: str, masked: bool = False):
+    """One window of a band; a block that cannot be decoded (a corrupt tile in a file whose header
+    validated, a read error on a share) is reported with the file, the window and the fix."""
+    try:
+        return ds.read(band, window=window, masked=masked)
+    except RasterioIOError as exc:
+        raise InputReadError(
+            f"{ds.name} [{key}]: cannot decode rows {window.row_off}-{window.row_off + window.height - 1}, "
+            f"columns {window.col_off}-{window.col_off + window.width - 1}: {exc}\n"
+            "    fix: the file is damaged (a corrupt tile) or was unreadable; check it with "
+            "`gdalinfo -checksum`, re-export or re-download it, and re-run. Nothing was written.") from exc
+
+
 class GridReader:
     """Open land-cover and auxiliary rasters for one thread (GDAL handles are not thread-safe)."""
 
-    def __init__(self, landcover: Path, aux: tuple[AuxSpec, ...], area_model: AreaModel, group: bool = True):
+    def __init__(self, landcover: Path, aux: tuple[AuxSpec, ...], area_model: AreaModel, group: bool = True,
+                 band: int = 1):
         self.lc = rasterio.open(landcover)
+        self.band = band
         self.aux = [_AuxGrid(a, self.lc) for a in aux]
         self.area_model = area_model
         self.group = group  # hand out the covered pixels (services need them; the extent does not)
@@ -295,7 +312,7 @@ class GridReader:
         if not here:
             return
         col0, col1 = min(z.col0 for z in here), max(z.col1 for z in here)
-        codes = self.lc.read(1, window=Window(col0, r0, col1 - col0, strip.nrows))
+        codes = read_window(self.lc, self.band, Window(col0, r0, col1 - col0, strip.nrows), "landcover")
         sources = [(a, a.for_strip(strip, col0, col1)) for a in self.aux]
         row_area = row_areas_m2(self.lc.transform, r0, strip.nrows, self.lc.crs, self.area_model)
         for z in here:

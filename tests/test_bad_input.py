@@ -1,5 +1,4 @@
 """Bad input: a clear error naming the file, the field and the fix; non-zero exit; nothing written."""
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ from gep.cli import main
 from gep.errors import InputValidationError
 from gep import pipeline
 from gep.config import load_run_config
+from tiny_world import data_snapshot
 
 
 def _run_cli(config: Path, capsys, *extra: str) -> tuple[int, str]:
@@ -16,9 +16,7 @@ def _run_cli(config: Path, capsys, *extra: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+_snapshot = data_snapshot
 
 
 @pytest.fixture
@@ -139,7 +137,7 @@ def test_unknown_configuration_key_is_rejected_by_name(world, capsys):
 
 
 @pytest.mark.parametrize("option, needle", [
-    ('price_year = 2031', "no CPI for year 2031"),
+    ('price_year = 2031', "price year 2031 is outside the CPI table"),
     ('area_model = "flat"', "[area_model]"),
 ])
 def test_impossible_parameters(world, capsys, option, needle):
@@ -180,7 +178,7 @@ def test_options_for_unknown_service_and_bad_option(world, capsys):
 
 @pytest.mark.parametrize("damage, needles", [
     (lambda r: (r / "counties.gpkg").unlink(), ["counties.gpkg [boundaries.path]: file not found"]),
-    (lambda r: (r / "counties.gpkg").write_bytes(b"\x00garbage"), ["counties.gpkg [boundaries.layer]", "cannot read"]),
+    (lambda r: (r / "counties.gpkg").write_bytes(b"\x00garbage"), ["counties.gpkg [(file)]", "cannot read as a vector"]),
     (lambda r: (r / "stats.csv").unlink(), ["stats.csv [statistics.path]: file not found"]),
     (lambda r: (r / "stats.csv").write_text("county_code,year,source\n000001,2020,x\n"),
      ["stats.csv [hot_day_share, paddy_share, water_surface_evaporation_mm]", "missing"]),

@@ -2,18 +2,20 @@
 import os
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from flows.annual import SUMMARY_ARTIFACT_KEY, annual_gep_flow, county_gep_flow
+from flows.annual import annual_gep_flow, county_gep_flow, summary_artifact_key
 from gep import io
+from tiny_world import data_files
 
 pytestmark = pytest.mark.slow
 COUNTIES = {"330402", "330411", "330421", "330424", "330481", "330482", "330483",
             "330502", "330503", "330521", "330522", "330523"}
 
 
-def _files(out: Path) -> dict[Path, os.stat_result]:
-    return {p: p.stat() for p in sorted(out.rglob("*.parquet"))}
+def _files(out: Path) -> dict[str, os.stat_result]:
+    return {rel: p.stat() for rel, p in data_files(out).items()}
 
 
 @pytest.fixture(scope="module")
@@ -38,30 +40,40 @@ def test_annual_flow_writes_all_counties(annual_run):
     assert share.idxmax() == "climate_regulation"  # methodology §0.4: the largest item in humid Zhejiang
 
 
-def test_summary_is_published_as_a_table_artifact(annual_run):
+def _artifact(key: str):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
-    with get_client(sync_client=True) as client:  # the newest: other tests' runs publish under the same key
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[SUMMARY_ARTIFACT_KEY])),
-                                          sort=ArtifactSort.CREATED_DESC)
-    assert artifacts and artifacts[0].type == "table"
-    assert "330523" in str(artifacts[0].data)
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC)
+    return found[0]
 
 
-def test_single_county_rerun_replaces_only_its_partitions(annual_run, sample_config):
+def test_single_county_rerun_replaces_only_its_partitions_and_artifact(annual_run, sample_config):
     out, _ = annual_run
     before = _files(out)
-    contents = {p: p.read_bytes() for p in before}
-    county_gep_flow(str(sample_config), "330521", 2020, str(out))
+    tables = {rel: pq.read_table(p).replace_schema_metadata() for rel, p in data_files(out).items()}
+    county_gep_flow(str(sample_config), "330521", 2020, str(out), force=True)
     after = _files(out)
     assert set(after) == set(before)
-    for p, st in after.items():
-        if "county_code=330521" in str(p):
-            assert st.st_ino != before[p].st_ino          # replaced by a new file ...
+    for rel, st in after.items():
+        if "county_code=330521" in rel:
+            assert st.st_ino != before[rel].st_ino          # replaced by a new file ...
         else:
-            assert st.st_ino == before[p].st_ino and st.st_mtime_ns == before[p].st_mtime_ns  # ... others untouched
-        assert p.read_bytes() == contents[p]              # and the results are deterministic
+            assert st.st_ino == before[rel].st_ino and st.st_mtime_ns == before[rel].st_mtime_ns  # ... others untouched
+    for rel, p in data_files(out).items():              # and the results are deterministic
+        assert pq.read_table(p).replace_schema_metadata().equals(tables[rel])
+    everyone = _artifact(summary_artifact_key(2020, None))
+    assert everyone.type == "table" and str(everyone.data).count("county_code") == 12  # not replaced by ...
+    assert str(_artifact(summary_artifact_key(2020, "330521")).data).count("county_code") == 1  # ... this one
+
+
+def test_unchanged_county_rerun_is_skipped(annual_run, sample_config):
+    out, _ = annual_run
+    before = _files(out)
+    records = county_gep_flow(str(sample_config), "330523", 2020, str(out))
+    assert [r["county_code"] for r in records] == ["330523"] and _files(out) == before
 
 
 def _flaky(monkeypatch, error: Exception):

@@ -7,23 +7,25 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from gep import io, pipeline
+from gep import io, runs, store
 from gep.config import load_run_config
+from tiny_world import data_files
 
 
 @pytest.fixture
 def written(world):
     cfg = load_run_config(world.write())
-    summary, files = pipeline.run(cfg)
+    summary, files = runs.run(cfg)
     return world.out, files
 
 
 def test_one_file_per_partition_and_no_temporary_files(written):
     out, files = written
-    assert sorted(str(p.relative_to(out)) for p in files) == sorted(
-        f"{d}/year=2020/county_code={c}/part-0.parquet" for d in ("extent", "services", "gep")
-        for c in ("000001", "000002"))
-    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+    expected = sorted(f"{d}/year=2020/county_code={c}/part-0.parquet" for d in ("extent", "services", "gep")
+                      for c in ("000001", "000002"))
+    assert sorted(str(p.relative_to(out)) for p in files) == expected == sorted(data_files(out))
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    assert len(list((out / ".gep" / "versions").iterdir())) == 1
 
 
 def test_required_columns_are_present(written):
@@ -61,29 +63,55 @@ def test_units_and_lineage_are_in_the_parquet_metadata(written):
     assert schema.field("area_ha").metadata[b"unit"] == b"ha"
     units = json.loads(schema.metadata[b"gep:units"])
     assert units["quantity"] == "see quantity_unit" and units["price_year"] == "a"
+    assert schema.metadata[b"gep:run_id"].decode() == store.OutputStore(out).manifest()["run_id"]
     lineage = json.loads(schema.metadata[b"gep:lineage"])
     assert lineage["area_model"] == "sphere" and len(lineage["sha256:landcover_2020"]) == 64
     assert {"sha256:configs/prices.csv", "sha256:configs/coefficients.csv", "sha256:configs/cpi.csv"} <= set(lineage)
 
 
-def test_rerun_is_byte_identical(world):
+def test_unchanged_rerun_is_skipped_and_a_forced_one_writes_identical_data(world):
     cfg = load_run_config(world.write())
-    _, files = pipeline.run(cfg)
+    _, files = runs.run(cfg)
     first = {p: p.read_bytes() for p in files}
-    pipeline.run(cfg)
-    assert {p: p.read_bytes() for p in files} == first
+    summary, written = runs.run(cfg)                     # same inputs, configuration and code
+    assert written == [] and {p: p.read_bytes() for p in files} == first and len(summary) == 2
+    _, again = runs.run(cfg, force=True)
+    for p in again:                                      # new files, same data; only the run id differs
+        new, old = pq.read_table(p), pq.read_table(pa.BufferReader(first[p]))
+        assert new.equals(old)
+        meta_new, meta_old = dict(new.schema.metadata), dict(old.schema.metadata)
+        assert meta_new.pop(b"gep:run_id") != meta_old.pop(b"gep:run_id") and meta_new == meta_old
+    records = store.OutputStore(world.out).records()
+    assert records.outcome.tolist() == ["succeeded", "skipped", "succeeded"]
 
 
-def test_a_failed_write_leaves_the_previous_file_intact(world, monkeypatch):
+def test_new_content_at_the_same_path_is_recomputed(world):
     cfg = load_run_config(world.write())
-    _, files = pipeline.run(cfg)
-    target = files[0]
-    before = target.read_bytes()
+    runs.run(cfg)
+    world.statistics_rows = ["000001,2020,0.75,0.5,900,x", "000002,2020,0.75,0.45,900,x"]  # a hotter county A
+    world.write()
+    _, files = runs.run(cfg)
+    assert len(files) == 6
+    assert store.OutputStore(world.out).records().outcome.tolist() == ["succeeded", "succeeded"]
 
-    def broken_write(*args, **kwargs):
-        raise OSError("disk full")
-    monkeypatch.setattr(io.pq, "write_table", broken_write)
-    with pytest.raises(OSError, match="disk full"):
-        pipeline.run(cfg)
-    assert target.read_bytes() == before
-    assert not [p for p in world.out.rglob("*") if ".tmp-" in p.name]
+
+def test_a_failed_write_leaves_the_previous_outputs_intact(world, monkeypatch):
+    from gep.errors import OutputError
+    cfg = load_run_config(world.write())
+    _, files = runs.run(cfg)
+    before = {p: p.read_bytes() for p in files}
+
+    real = store.pq.write_table
+
+    def disk_full_for_partitions(table, fh, **kwargs):  # the run record (small) still fits
+        if "versions" in fh.name:
+            raise OSError(28, "No space left on device")
+        return real(table, fh, **kwargs)
+    monkeypatch.setattr(store.pq, "write_table", disk_full_for_partitions)
+    with pytest.raises(OutputError, match="No space left on device") as failed:
+        runs.run(cfg, force=True)
+    assert "previous outputs are unchanged" in str(failed.value)
+    assert {p: p.read_bytes() for p in files} == before
+    assert not [p for p in world.out.rglob("*") if ".tmp" in p.name]
+    assert len(list((world.out / ".gep" / "versions").iterdir())) == 1  # the failed version is gone
+    assert store.OutputStore(world.out).records().outcome.tolist() == ["succeeded", "failed"]

@@ -10,6 +10,8 @@ Land cover (CLCD codes), 0.01° pixels, north-west corner at 120.00 E, 31.00 N:
                           A A   B B   (B's polygon extends 0.01° east, beyond the raster)
 
 County A = box(120.00, 30.96, 120.02, 31.00); county B = box(120.02, 30.96, 120.05, 31.00).
+A third of B lies outside the land cover, so the world's configuration allows partial coverage
+(B is accounted and flagged); ``allow_partial = False`` makes it strict.
 """
 from __future__ import annotations
 
@@ -29,6 +31,19 @@ COUNTY_A = box(120.00, 30.96, 120.02, 31.00)
 COUNTY_B = box(120.02, 30.96, 120.05, 31.00)
 PRECIP_MM, ET_MM, NPP_KGC = 1400.0, 800.0, 0.54
 PADDY, HOT, WATER_EVAP = 0.75, 0.45, 900.0
+
+
+def data_files(out: Path) -> dict[str, Path]:
+    """The published partition files of an output folder as readers see them (through its dataset
+    links), by relative path; run records and unpublished versions left out."""
+    return {str(p.relative_to(out)): p for dataset in ("extent", "services", "gep")
+            for p in sorted((out / dataset).glob("year=*/county_code=*/*"))}
+
+
+def data_snapshot(out: Path) -> dict[str, str]:
+    """SHA-256 of every published data file: equal snapshots = byte-identical outputs."""
+    import hashlib
+    return {rel: hashlib.sha256(p.read_bytes()).hexdigest() for rel, p in data_files(out).items()}
 
 
 def write_raster(path: Path, arr: np.ndarray, transform, crs="EPSG:4326", nodata=None) -> Path:
@@ -58,6 +73,7 @@ class TinyWorld:
         self.aux_bounds = (119.98, 30.94, 120.08, 31.02)  # covers both counties
         self.statistics_rows: list[str] | None = None
         self.et_resampling = "bilinear"
+        self.allow_partial = True
 
     def write(self) -> Path:
         r = self.root
@@ -109,5 +125,8 @@ path = "stats.csv"
 
 [services]
 enabled = ["water_conservation", "carbon_sequestration", "climate_regulation"]
+
+[checks]
+allow_partial_coverage = {str(self.allow_partial).lower()}
 """)
         return path

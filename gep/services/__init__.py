@@ -10,7 +10,7 @@ from gep.services.base import Service
 def _discover() -> dict[str, Service]:
     found: dict[str, Service] = {}
     for info in pkgutil.iter_modules(__path__):
-        if info.name == "base":
+        if info.name in ("base", "inputs"):
             continue
         service = getattr(importlib.import_module(f"{__name__}.{info.name}"), "SERVICE", None)
         if service is not None:

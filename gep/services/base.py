@@ -36,9 +36,13 @@ class NoOptions(BaseModel):
 
 @dataclass(frozen=True)
 class AuxInput:
+    """An auxiliary raster a service reads, with the unit it expects and the values it can take."""
+
     name: str                    # key under [auxiliary] in the run configuration
     unit: str                    # unit the service expects (the configured unit must match)
     default_parameter: str | None  # coefficients.csv parameter filling nodata pixels, per ecosystem type
+    plausible: tuple[float, float]  # physically possible values in `unit` (after `scale`); outside: refused
+    plausible_reason: str        # why these bounds, for the error message
 
 
 @dataclass

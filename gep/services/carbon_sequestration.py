@@ -15,9 +15,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import AuxInput, Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.base import Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.inputs import NPP
 
-NPP = AuxInput("npp", "kg C/m2/a", "npp_default")
 CO2_PER_C = 44.0 / 12.0  # molar mass ratio CO2 / C
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import AuxInput, Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.base import Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.inputs import ACTUAL_ET
 
-ACTUAL_ET = AuxInput("actual_et", "mm/a", "et_default")
 KJ_PER_KWH = 3600.0
 
 

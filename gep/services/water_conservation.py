@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gep.services.base import AuxInput, Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.base import Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.inputs import ACTUAL_ET, PRECIPITATION
 
-PRECIPITATION = AuxInput("precipitation", "mm/a", None)
-ACTUAL_ET = AuxInput("actual_et", "mm/a", "et_default")
 
 
 def water_conservation_m3(precipitation_mm: np.ndarray, runoff_coefficient: float,
