@@ -218,7 +218,7 @@ def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classifi
     by_cat = services.groupby("category")["value_cny"].sum() if len(services) else pd.Series(dtype=float)
     gep = float(by_cat.sum())
     area_km2 = classified_m2 / M2_PER_KM2
-    per_km2 = gep / area_km2 if area_km2 > 0 else None
+    per_km2 = gep / area_km2 if area_km2 > 0 else float("nan")  # written as null
     low, high = PLAUSIBLE_GEP_PER_KM2
     if not area_km2 > 0:
         flag = "no classified area"
@@ -230,7 +230,7 @@ def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classifi
         flag = "ok"
     if flag != "ok":
         log.warning("county %s %s: GEP per km2 is %s (methodology §11.2)", job.county_code, job.year,
-                    flag if per_km2 is None else f"{per_km2:.3g} CNY, {flag}")
+                    flag if math.isnan(per_km2) else f"{per_km2:.3g} CNY, {flag}")
     keys = [r.service.key for r in job.services]
     quality = _quality(job, services, polygon_m2, outside_m2, area_km2)
     row = {**ident, "gep_cny": gep,

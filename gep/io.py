@@ -13,7 +13,6 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 import pyogrio
 import rasterio
 from rasterio.errors import RasterioIOError
@@ -65,7 +64,7 @@ def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: 
     codes = gdf[code_field]
     if codes.dtype.kind == "f":
         problems.append(InputProblem(f, code_field, f"county codes are stored as decimal numbers (e.g. "
-                                     f"{codes.dropna().iloc[0] if codes.notna().any() else 'NaN'!r}), so they cannot "
+                                     f"{float(codes.dropna().iloc[0]) if codes.notna().any() else 'NaN'}), so they cannot "
                                      "match the statistics' codes", f"store {code_field} as text (or integer) codes, "
                                      "e.g. 330402, in the boundary file"))
     codes = codes.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v).strip())

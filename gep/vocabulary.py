@@ -182,7 +182,7 @@ def check(table: pa.Table, dataset: str) -> None:
         if not col.nullable and arr.null_count:
             problems.append(f"{col.name}: {arr.null_count} null value(s)")
         if pa.types.is_floating(col.type):
-            bad = len(arr) - arr.null_count - pc.sum(pc.is_finite(arr)).as_py() if len(arr) else 0
+            bad = len(arr) - arr.null_count - (pc.sum(pc.is_finite(arr)).as_py() or 0)
             if bad:
                 problems.append(f"{col.name}: {bad} value(s) not finite (NaN or infinite)")
         if col.minimum is not None and len(arr) and (pc.min(arr).as_py() or 0) < col.minimum:

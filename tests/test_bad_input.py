@@ -1,12 +1,17 @@
 """Bad input: a clear error naming the file, the field and the fix; non-zero exit; nothing written."""
+import json
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pytest
-from shapely.geometry import Polygon, box
+import rasterio
+from shapely.geometry import LineString, Polygon, box
 
 from gep.cli import main
 from gep.errors import InputValidationError
-from gep import pipeline
+from gep import pipeline, runs
 from gep.config import load_run_config
 from tiny_world import data_snapshot
 
@@ -189,3 +194,244 @@ def test_missing_or_broken_vector_and_table_inputs(world, capsys, previous_outpu
     before = _snapshot(previous_output)
     code, err = _run_cli(config, capsys)
     _assert_failed_cleanly(code, err, previous_output, before, *needles)
+
+
+# ---------------------------------------------------------------- inputs that gave wrong numbers
+def _cli_fails(world, capsys, previous_output, *needles, config=None, status=2):
+    config = config or world.write()
+    before = _snapshot(previous_output)
+    code, err = _run_cli(config, capsys, "--no-prefect")
+    assert code == status, err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in error:\n{err}"
+    assert "fix:" in err and "Traceback" not in err
+    assert _snapshot(previous_output) == before
+    return err
+
+
+def test_county_partly_outside_the_land_cover_is_refused_unless_partial_coverage_is_allowed(world, capsys,
+                                                                                            previous_output):
+    world.allow_partial = False
+    _cli_fails(world, capsys, previous_output, "lc_2020.tif [landcover (county 000002)]",
+               "covers 66.7% of county 000002's polygon (required: 99.5%)", "allow_partial_coverage = true")
+
+
+def test_boundaries_entirely_outside_the_land_cover_name_the_land_cover(world, capsys, previous_output):
+    world.geometries = [box(100.0, 20.0, 100.1, 20.1), box(100.1, 20.0, 100.2, 20.1)]
+    err = _cli_fails(world, capsys, previous_output, "lc_2020.tif [landcover]",
+                     "counties 000001, 000002 lie entirely outside the land-cover raster")
+    assert "auxiliary" not in err  # not blamed on the auxiliary rasters
+
+
+def test_lines_instead_of_polygons_are_refused(world, capsys, previous_output):
+    world.geometries = [LineString(g.exterior.coords) for g in world.geometries]  # outlines, not areas
+    _cli_fails(world, capsys, previous_output, "[geometry]", "counties must be polygons; found 000001 (LineString)")
+
+
+@pytest.mark.parametrize("name, value, needle", [
+    ("npp", 540.0, "lie outside [-0.5, 3.5] kg C/m2/a after scale = 1 (from 540 to 540)"),   # g instead of kg
+    ("et", 8000.0, "lie outside [0, 3000] mm/a"),                                             # MODIS scale forgotten
+    ("precip", -9000.0, "lie outside [0, 13000] mm/a"),                                       # undeclared fill value
+])
+def test_auxiliary_values_impossible_in_their_unit_are_refused(world, capsys, previous_output, name, value, needle):
+    from tiny_world import write_raster
+    config = world.write()
+    with rasterio.open(world.root / f"{name}_2020.tif") as ds:
+        arr, t = np.full((ds.height, ds.width), value, np.float32), ds.transform
+    write_raster(world.root / f"{name}_2020.tif", arr, t, nodata=-9999.0)
+    _cli_fails(world, capsys, previous_output, needle, "scale", "nodata", config=config)
+
+
+def test_a_precipitation_raster_covering_half_a_county_is_refused_then_flagged(world, capsys, previous_output):
+    from rasterio.transform import from_origin
+    from tiny_world import PRECIP_MM, write_raster
+    config = world.write()
+    arr = np.full((16, 20), PRECIP_MM, np.float32)  # 0.005° cells from 119.98 E, 31.02 N
+    arr[:, :6] = -9999.0                            # no data west of 120.01 E: the west half of county A
+    write_raster(world.root / "precip_2020.tif", arr, from_origin(119.98, 31.02, 0.005, 0.005), nodata=-9999.0)
+    world.allow_partial = False
+    world.config()
+    config.write_text(config.read_text() + "min_aux_coverage = 0.3\nmin_landcover_coverage = 0.5\n")
+    _cli_fails(world, capsys, previous_output, "precip_2020.tif", "county 000001: the rasters have no data over",
+               "water_conservation", config=config)
+    config.write_text(config.read_text().replace("allow_partial_coverage = false", "allow_partial_coverage = true"))
+    summary, _ = runs.run(load_run_config(config))
+    flags = dict(zip(summary.county_code, summary.quality_flag))
+    # A's water-conserving pixels: forest (0,0) (0,1) (1,0) (1,1) and code 9 at (3,1); those of column 0 lack P
+    assert "water_conservation: 40.0% of its area took per-class default inputs" in flags["000001"]
+
+
+def test_gbk_names_without_a_declared_encoding_are_refused_not_garbled(world, capsys, previous_output):
+    config = world.write()
+    world.names = ["南湖区", "秀洲区"]
+    gdf = gpd.GeoDataFrame({"code": world.codes, "name": world.names}, geometry=world.geometries, crs=world.crs)
+    gdf.to_file(world.root / "counties.shp", encoding="gbk")
+    (world.root / "counties.cpg").unlink()
+    text = config.read_text().replace('path = "counties.gpkg"\nlayer = "counties"', 'path = "counties.shp"')
+    config.write_text(text)
+    _cli_fails(world, capsys, previous_output, "counties.shp [name]", "reads as '南湖区' in GBK",
+               'encoding = "gbk"', config=config)
+    config.write_text(text.replace('name_field = "name"', 'name_field = "name"\nencoding = "gbk"'))
+    summary, _ = runs.run(load_run_config(config))
+    assert summary.county_name.tolist() == ["南湖区", "秀洲区"]
+
+
+def test_float_land_cover_is_refused(world, capsys, previous_output):
+    world.landcover = world.landcover.astype(np.float32)
+    _cli_fails(world, capsys, previous_output, "lc_2020.tif [band 1 data type]", "float32", "gdal_translate -ot Byte")
+
+
+def test_multiband_land_cover_needs_its_band_configured(world, capsys, previous_output):
+    config = world.write()
+    path = world.root / "lc_2020.tif"
+    with rasterio.open(path) as ds:
+        profile, arr = ds.profile, ds.read(1)
+    profile.update(count=2)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.stack([np.full_like(arr, 7), arr]))  # codes in band 2
+    _cli_fails(world, capsys, previous_output, "lc_2020.tif [bands]", "2 bands", "landcover_band", config=config)
+    config.write_text("landcover_band = 2\n" + config.read_text())
+    summary, _ = runs.run(load_run_config(config))
+    assert summary.area_km2.iloc[0] == pytest.approx(8.499, abs=1e-3)  # county A read from band 2
+
+
+def test_land_cover_nodata_must_match_the_scheme(world, capsys, previous_output):
+    from tiny_world import write_raster
+    config = world.write()
+    write_raster(world.root / "lc_2020.tif", world.landcover, world.lc_transform, nodata=255)
+    _cli_fails(world, capsys, previous_output, "[band 1 nodata]", "nodata value 255 is not scheme 'clcd'",
+               "gdal_edit.py -a_nodata 0", config=config)
+
+
+def test_a_county_without_classified_pixels_is_flagged_not_a_crash(world):
+    world.codes, world.names = ["000001", "000002", "000003"], ["A", "B", "Sea"]
+    world.geometries = [*world.geometries, box(120.03, 30.96, 120.04, 30.98)]  # only nodata pixels (code 0)
+    summary, files = runs.run(load_run_config(world.write()))
+    sea = summary.set_index("county_code").loc["000003"]
+    assert sea.gep_yi_cny == 0 and pd.isna(sea.gep_per_km2_yi_cny)
+    assert "no classified land-cover pixels" in sea.quality_flag and "not accounted" in sea.quality_flag
+    assert len(files) == 9
+
+
+def test_a_corrupt_tile_inside_a_valid_geotiff_is_a_clean_error(world, capsys, previous_output):
+    config = world.write()
+    path = world.root / "lc_2020.tif"
+    with rasterio.open(path) as ds:
+        profile, arr = ds.profile, ds.read(1)
+    profile.update(tiled=True, blockxsize=16, blockysize=16, compress="deflate")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr, 1)
+    with rasterio.open(path) as ds:
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+        size = int(ds.get_tag_item("BLOCK_SIZE_0_0", "TIFF", bidx=1))
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * size)
+    _cli_fails(world, capsys, previous_output, "lc_2020.tif [landcover]: cannot decode rows 0-3",
+               "gdalinfo -checksum", config=config)
+
+
+def test_an_empty_boundary_layer_is_refused(world, capsys, previous_output):
+    config = world.write()
+    gpd.GeoDataFrame({"code": [], "name": []}, geometry=[], crs=world.crs).to_file(
+        world.root / "counties.gpkg", layer="counties", driver="GPKG")
+    _cli_fails(world, capsys, previous_output, "counties.gpkg [layer 'counties']", "no features", config=config)
+
+
+def test_a_wrong_layer_name_lists_the_layers(world, capsys, previous_output):
+    config = world.write()
+    config.write_text(config.read_text().replace('layer = "counties"', 'layer = "county"'))
+    _cli_fails(world, capsys, previous_output, "[boundaries.layer]: no layer 'county' (layers: counties)",
+               config=config)
+
+
+def test_float_county_codes_are_refused_with_the_real_fix(world, capsys, previous_output):
+    config = world.write()
+    gpd.GeoDataFrame({"code": [330402.0, 330411.0], "name": world.names}, geometry=world.geometries,
+                     crs=world.crs).to_file(world.root / "counties.gpkg", layer="counties", driver="GPKG")
+    err = _cli_fails(world, capsys, previous_output, "counties.gpkg [code]", "decimal numbers (e.g. 330402.0)",
+                     "store code as text", config=config)
+    assert "add a row" not in err
+
+
+def test_a_folder_given_for_a_raster_says_so(world, capsys, previous_output):
+    config = world.write()
+    (world.root / "tiles").mkdir()
+    config.write_text(config.read_text().replace('2020 = "lc_2020.tif"', '2020 = "tiles"'))
+    _cli_fails(world, capsys, previous_output, "tiles [landcover.2020]: is a directory, not a raster file",
+               config=config)
+
+
+@pytest.mark.parametrize("table, damage, needle", [
+    ("cpi.csv", lambda t: t.replace("2020,", "twenty-twenty,", 1), "[row 17: year]: 'twenty-twenty' is not a calendar year"),
+    ("landcover_schemes.toml", lambda t: t.replace("[clcd]", "[clcd", 1), "[(file)]: not valid TOML"),
+    ("prices.csv", lambda t: "\n".join(l for l in t.splitlines() if not l.startswith("reservoir_storage,")),
+     "[reservoir_storage]: price missing"),
+])
+def test_broken_reference_tables_are_named_by_the_path_the_user_gave(world, capsys, previous_output, table,
+                                                                     damage, needle):
+    from gep.config import REPO_CONFIGS
+    copy = world.root / "my_tables" / table
+    copy.parent.mkdir()
+    copy.write_text(damage((REPO_CONFIGS / table).read_text(encoding="utf-8")), encoding="utf-8")
+    key = {"cpi.csv": "cpi_file", "landcover_schemes.toml": "schemes_file", "prices.csv": "prices_file"}[table]
+    config = world.write()
+    config.write_text(f'{key} = "my_tables/{table}"\n' + config.read_text())
+    _cli_fails(world, capsys, previous_output, f"{copy} {needle}", config=config)
+
+
+def test_a_price_year_before_the_cpi_table_is_reported_once_on_the_configuration(world, capsys, previous_output):
+    config = world.write()
+    config.write_text(config.read_text().replace("price_year = 2020", "price_year = 1999"))
+    err = _cli_fails(world, capsys, previous_output, "run.toml [price_year]: price year 1999 is outside the CPI table",
+                     config=config)
+    assert err.count("1999") == 2 and "1 input problem" in err
+
+
+def test_an_unwritable_output_folder_is_refused_before_computing(world, capsys):
+    config = world.write()
+    (world.root / "afile").write_text("not a folder")
+    code = main(["run", "--config", str(config), "--no-prefect", "--output", str(world.root / "afile" / "out")])
+    err = capsys.readouterr().err
+    assert code == 3 and "cannot write to the output directory" in err and "Nothing was computed" in err
+
+
+def test_a_full_disk_is_a_clean_error_and_the_previous_outputs_stay(world, capsys, monkeypatch):
+    from gep import store
+    config = world.write()
+    assert main(["run", "--config", str(config), "--no-prefect"]) == 0
+    before = _snapshot(world.out)
+    real = store.pq.write_table
+
+    def disk_full(table, fh, **kwargs):
+        if "versions" in fh.name:
+            raise OSError(28, "No space left on device")
+        return real(table, fh, **kwargs)
+    monkeypatch.setattr(store.pq, "write_table", disk_full)
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--no-prefect", "--force"])
+    err = capsys.readouterr().err
+    assert code == 3 and "No space left on device" in err and "previous outputs are unchanged" in err
+    assert _snapshot(world.out) == before and "Traceback" not in err
+
+
+def test_a_second_run_on_the_same_output_folder_fails_clearly(world, capsys):
+    from gep.store import OutputStore, holder_info
+    config = world.write()
+    with OutputStore(world.out).lock(holder_info("20261128T000000Z-abcdef")):
+        code = main(["run", "--config", str(config), "--no-prefect"])
+    err = capsys.readouterr().err
+    assert code == 4 and "another gep run is writing this output directory" in err
+    assert "20261128T000000Z-abcdef" in err and "--output DIR" in err
+    assert not (world.out / "gep").exists()
+
+
+def test_failed_runs_are_recorded_with_the_counties_and_reasons(world, capsys):
+    world.statistics_rows = ["000001,2020,1.5,0.45,900,x"]
+    config = world.write()
+    assert main(["run", "--config", str(config), "--no-prefect"]) == 2
+    from gep.store import OutputStore
+    rec = OutputStore(world.out).records().iloc[-1]
+    assert rec.outcome == "failed" and "InputValidationError" in rec.error
+    failed = json.loads(rec.failed_counties)
+    assert set(failed) == {"000001", "000002"} and "no row for county 000002" in failed["000002"][0]
