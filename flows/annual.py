@@ -87,7 +87,7 @@ def _run(config_path: str, year: int | Literal["previous"] | None, county: str |
     log = get_run_logger()
     own = runs.RecordedRun(cfg, year, county, orchestrator="prefect", force=force) if handed is None else None
     with own if own is not None else contextlib.nullcontext(handed) as r:
-        r.record.update(orchestrator="prefect", prefect_flow_run_id=str(flow_run.id))
+        r.note(orchestrator="prefect", prefect_flow_run_id=str(flow_run.id))
         _mark_crashed(r.interrupted)
         r.validate()
         if r.up_to_date():

@@ -121,6 +121,12 @@ class RecordedRun:
         finally:
             self._stack.close()
 
+    def note(self, **fields) -> None:
+        """Add fields to the record and write it now (e.g. the Prefect flow run id, so that a
+        later run can mark the flow run of a killed one)."""
+        self.record.update(fields)
+        self.store.write_record(self.record)
+
     def _failed(self, exc: BaseException) -> None:
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         self.record["outcome"] = "interrupted" if interrupted else "failed"

@@ -1,5 +1,7 @@
 """The analysts' contract: Hive-partitioned Parquet whose types and units survive every reader."""
 import json
+import os
+import stat
 
 import duckdb
 import pyarrow as pa
@@ -115,3 +117,42 @@ def test_a_failed_write_leaves_the_previous_outputs_intact(world, monkeypatch):
     assert not [p for p in world.out.rglob("*") if ".tmp" in p.name]
     assert len(list((world.out / ".gep" / "versions").iterdir())) == 1  # the failed version is gone
     assert store.OutputStore(world.out).records().outcome.tolist() == ["succeeded", "failed"]
+
+
+def test_files_are_readable_by_colleagues_per_the_umask(world):
+    old = os.umask(0o022)
+    try:
+        _, files = runs.run(load_run_config(world.write()))
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in files}
+    records = list((world.out / "runs").glob("*.parquet"))
+    assert modes == {0o644} and {stat.S_IMODE(p.stat().st_mode) for p in records} == {0o644}
+
+
+def test_the_data_dictionary_is_generated_from_the_schemas():
+    from pathlib import Path
+    from gep.vocabulary import data_dictionary
+    doc = Path(__file__).resolve().parents[1] / "docs" / "data-dictionary.md"
+    assert doc.read_text(encoding="utf-8") == data_dictionary(), "run: python -m gep.vocabulary docs/data-dictionary.md"
+
+
+def test_a_table_breaking_its_schema_is_refused_before_writing():
+    from gep.vocabulary import SchemaViolation, check, schema
+    rows = {c: [None] for c in schema("gep").names}
+    good = dict(county_code="1", county_name="A", year=2020, gep_cny=1.0, provisioning_cny=0.0, regulating_cny=1.0,
+                cultural_cny=0.0, gep_yi_cny=1e-8, area_km2=1.0, gep_per_km2_cny=None, polygon_area_km2=1.0,
+                classified_area_km2=1.0, nodata_area_km2=0.0, outside_raster_area_km2=0.0, price_year=2020,
+                services="x", n_services=1, plausibility_flag="ok", landcover_coverage_share=1.0,
+                aux_coverage_share=1.0, default_filled_share=0.0, services_not_accounted="", quality_flag="ok")
+    rows.update({k: [v] for k, v in good.items()})
+    check(pa.Table.from_pydict(rows, schema=schema("gep")), "gep")  # null GEP per km² is allowed
+    bad = dict(rows, gep_cny=[float("nan")], area_km2=[-1.0], default_filled_share=[1.5])
+    with pytest.raises(SchemaViolation) as err:
+        check(pa.Table.from_pydict(bad, schema=schema("gep")), "gep")
+    text = str(err.value)
+    assert "gep_cny: 1 value(s) not finite" in text and "area_km2: values below 0" in text
+    assert "default_filled_share: values above 1" in text
+    twice = pa.concat_tables([pa.Table.from_pydict(rows, schema=schema("gep"))] * 2)
+    with pytest.raises(SchemaViolation, match=r"key \['county_code', 'year'\] not unique"):
+        check(twice, "gep")
