@@ -26,3 +26,11 @@ def test_the_scheduled_run_accounts_the_year_just_ended(world):
     assert cfg.resolve_year("previous", today=date(2021, 3, 1)) == 2020
     with pytest.raises(InputValidationError, match=r"\[landcover.2021\]: no land-cover raster is configured for year 2021"):
         cfg.resolve_year("previous", today=date(2022, 3, 1))   # a year without data is refused, not replaced
+
+
+def test_serve_without_a_server_says_what_to_start(tmp_path, capsys, monkeypatch):
+    from gep.cli import main
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert main(["serve", "--config", str(tmp_path / "run.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "needs a running Prefect server" in err and "prefect server start" in err and "PREFECT_API_URL=" in err
