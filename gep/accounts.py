@@ -14,16 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from gep.area import AreaModel, polygon_area_m2
+from gep.area import AreaModel
 from gep import vocabulary
 from gep.config import ChecksConfig, LandCoverScheme, ReferenceData
 from gep.errors import GepError
 from gep.services.base import Service, ServiceBlock, ServiceContext, TypeQuantity
 from gep.valuation import index_price, value_cny
-from gep.zonal import PixelBlock, outside_raster_area_m2
+from gep.zonal import PixelBlock
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,8 @@ class CountyJob:
     county_name: str
     year: int
     geometry: BaseGeometry           # in the land-cover CRS
-    landcover_crs: CRS
-    landcover_bounds: tuple[float, float, float, float]
+    polygon_m2: float                # area of the polygon on the area model (measured once, in validation)
+    outside_raster_m2: float         # part of it outside the land-cover raster
     scheme: LandCoverScheme
     ref: ReferenceData
     services: list[ServiceRun]
@@ -169,8 +168,7 @@ class CountyAccountant:
         extent = _extent_rows(ident, job.scheme, self.shares_by_code, class_area, class_pixels)
         services = _service_rows(ident, job, tally.services)
         classified_m2 = sum(class_area.values())
-        polygon_m2 = polygon_area_m2(job.geometry, job.landcover_crs, job.area_model)
-        outside_m2 = outside_raster_area_m2(job.landcover_bounds, job.landcover_crs, job.geometry, job.area_model)
+        polygon_m2, outside_m2 = job.polygon_m2, job.outside_raster_m2
         gep = _gep_row(ident, job, services, polygon_m2, classified_m2, nodata_m2, outside_m2)
         return CountyAccounts(extent, services, gep)
 
@@ -245,6 +243,11 @@ def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classifi
     return pd.DataFrame([row])
 
 
+def inside_share(polygon_m2: float, outside_m2: float) -> float:
+    """Share of a polygon inside the land-cover raster."""
+    return 1.0 - outside_m2 / polygon_m2 if polygon_m2 > 0 else 0.0
+
+
 def default_filled_shares(services: pd.DataFrame) -> dict[str, float]:
     """Per service: the share of its credited area whose auxiliary inputs took per-class defaults."""
     if not len(services):
@@ -259,7 +262,7 @@ def _quality(job: CountyJob, services: pd.DataFrame, polygon_m2: float, outside_
     """How complete a county's inputs were: coverage shares, default-filled shares, services not
     accounted; ``quality_flag`` is "ok" or every reason it is not."""
     checks, reasons = job.checks, []
-    lc_share = 1.0 - outside_m2 / polygon_m2 if polygon_m2 > 0 else 0.0
+    lc_share = inside_share(polygon_m2, outside_m2)
     if lc_share < checks.min_landcover_coverage:
         reasons.append(f"land cover covers {lc_share:.1%} of the county")
     aux_shares = {k: v for k, v in job.coverage.items() if k != "landcover"}

@@ -24,7 +24,7 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from gep import engine, io, kernels, vocabulary
-from gep.accounts import CountyAccounts, CountyJob, ServiceRun, default_filled_shares
+from gep.accounts import CountyAccounts, CountyJob, ServiceRun, default_filled_shares, inside_share
 from gep.config import LandCoverScheme, ReferenceData, RunConfig, load_reference_data, sha256_file
 from gep.errors import InputProblem, InputValidationError
 from gep.services import REGISTRY
@@ -54,6 +54,8 @@ class PreparedRun:
     statistics: dict[str, dict[str, float]]  # county_code -> fields
     services: list[tuple[str, object]]    # (service key, validated options)
     coverage: dict[str, dict[str, float]] = field(default_factory=dict)  # county -> input -> covered share
+    # county -> (polygon area, part outside the land cover) [m^2], measured once in validation
+    polygon_areas_m2: dict[str, tuple[float, float]] = field(default_factory=dict)
     lineage: dict[str, str] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -69,9 +71,11 @@ class PreparedRun:
         stats = self.statistics.get(county_code, {})
         runs = [ServiceRun(REGISTRY[key], ServiceContext(self.ref, opts, stats, county_code, self.year))
                 for key, opts in self.services]
-        return CountyJob(county_code, county_name, self.year, geometry, self.landcover.crs,
-                         tuple(self.landcover.bounds), self.scheme, self.ref, runs, stats, self.cfg.area_model,
-                         self.price_year, self.coverage.get(county_code, {}), self.cfg.checks)
+        # A run loaded without checks (a Dask worker) tallies strips but never builds account tables.
+        polygon_m2, outside_m2 = self.polygon_areas_m2.get(county_code, (float("nan"), float("nan")))
+        return CountyJob(county_code, county_name, self.year, geometry, polygon_m2, outside_m2, self.scheme,
+                         self.ref, runs, stats, self.cfg.area_model, self.price_year,
+                         self.coverage.get(county_code, {}), self.cfg.checks)
 
 
 def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, *, checks: bool = True) -> PreparedRun:
@@ -107,6 +111,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
         landcover, found = io.open_raster(lc_path, f"landcover.{year}")
         problems += found
         coverage: dict[str, dict[str, float]] = {}
+        areas: dict[str, tuple[float, float]] = {}
         if landcover is not None:
             stack.enter_context(landcover)
             problems += _check_landcover(cfg, cfg_file, lc_path, landcover, scheme)
@@ -114,8 +119,9 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
                 counties, found = _align_boundaries(cfg, counties, landcover)
                 problems += found
             if counties is not None and checks:
-                coverage, found = _landcover_coverage(cfg, lc_path, landcover, counties)
+                areas, found = _landcover_coverage(cfg, lc_path, landcover, counties)
                 problems += found
+                coverage = {code: {"landcover": inside_share(*a)} for code, a in areas.items()}
         # Counties off the land cover are reported once, there, not again by every auxiliary raster.
         on_landcover = None if counties is None or not checks else \
             counties[[coverage.get(c, {}).get("landcover", 0.0) > 0 for c in counties["county_code"]]]
@@ -132,7 +138,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
             problems += found
 
         prepared = PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
-                               coverage)
+                               coverage, areas)
         if problems:
             # The run fails anyway: check the land-cover codes now so every problem is reported at
             # once (in a valid run they are checked during the accounting pass, one decode per run).
@@ -177,15 +183,16 @@ def _check_landcover(cfg: RunConfig, cfg_file: str, path: Path, ds, scheme: Land
 
 
 def _landcover_coverage(cfg: RunConfig, path: Path, ds, counties: gpd.GeoDataFrame
-                        ) -> tuple[dict[str, dict[str, float]], list[InputProblem]]:
-    """Share of each county polygon inside the land-cover raster; too little is an error (or, when
+                        ) -> tuple[dict[str, tuple[float, float]], list[InputProblem]]:
+    """Each county's polygon area and the part of it outside the land-cover raster [m^2] (the gep
+    table's polygon and outside-raster areas); too small a share inside is an error (or, when
     partial coverage is allowed, a flag on the county); none at all is always an error."""
     checks, model = cfg.checks, cfg.area_model
-    coverage, problems, outside = {}, [], []
+    areas, problems, outside = {}, [], []
     for code, geom in zip(counties["county_code"], counties.geometry):
-        polygon = polygon_area_m2(geom, ds.crs, model)
-        share = 1.0 - outside_raster_area_m2(tuple(ds.bounds), ds.crs, geom, model) / polygon if polygon > 0 else 0.0
-        coverage[code] = {"landcover": share}
+        areas[code] = (polygon_area_m2(geom, ds.crs, model),
+                       outside_raster_area_m2(tuple(ds.bounds), ds.crs, geom, model))
+        share = inside_share(*areas[code])
         if share <= 0:
             outside.append(code)
         elif share < checks.min_landcover_coverage and not checks.allow_partial_coverage:
@@ -200,7 +207,7 @@ def _landcover_coverage(cfg: RunConfig, path: Path, ds, counties: gpd.GeoDataFra
                                      f"the land-cover raster (bounds {b.left:g}, {b.bottom:g}, {b.right:g}, {b.top:g}"
                                      f" in {ds.crs.to_string()})", "use the land cover of these counties' region, or "
                                      "check the boundary file's CRS and coordinates"))
-    return coverage, problems
+    return areas, problems
 
 
 def landcover_code_problems(prepared: PreparedRun) -> list[InputProblem]:
