@@ -52,12 +52,10 @@ def code_version() -> dict[str, str]:
 def input_key(cfg: RunConfig, year: int, lineage: dict[str, str]) -> str:
     """Equal keys give identical data: code, configuration (without where and on what it runs),
     year and the content hashes of every input and reference table."""
-    config = json.loads(cfg.model_dump_json(exclude={"title", "output_dir"}))
-    config["compute"] = {"strip_pixels": cfg.compute.strip_pixels}  # workers and runner do not change a bit
-    config = {k: v for k, v in config.items() if k not in ("boundaries", "landcover", "auxiliary", "statistics")
-              and not k.endswith("_file")} | {"paths_hashed": "by content, in lineage"}
-    config["boundaries"] = cfg.boundaries.model_dump(exclude={"path"})
-    config["auxiliary"] = {k: a.model_dump(exclude={"path"}) for k, a in cfg.auxiliary.items()}
+    config = cfg.model_dump(mode="json", exclude={  # paths: their contents are hashed in the lineage
+        "title": True, "output_dir": True, "landcover": True, "statistics": True, "schemes_file": True,
+        "coefficients_file": True, "prices_file": True, "cpi_file": True, "boundaries": {"path"},
+        "auxiliary": {"__all__": {"path"}}, "compute": {"runner", "workers", "dask_address"}})  # no bit depends on these
     blob = json.dumps({"code": code_version(), "config": config, "year": year, "lineage": lineage}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
