@@ -397,17 +397,11 @@ def test_an_unwritable_output_folder_is_refused_before_computing(world, capsys):
 
 
 def test_a_full_disk_is_a_clean_error_and_the_previous_outputs_stay(world, capsys, monkeypatch):
-    from gep import store
+    from tiny_world import fill_the_disk_for_partitions
     config = world.write()
     assert main(["run", "--config", str(config), "--no-prefect"]) == 0
     before = _snapshot(world.out)
-    real = store.pq.write_table
-
-    def disk_full(table, fh, **kwargs):
-        if "versions" in fh.name:
-            raise OSError(28, "No space left on device")
-        return real(table, fh, **kwargs)
-    monkeypatch.setattr(store.pq, "write_table", disk_full)
+    fill_the_disk_for_partitions(monkeypatch)
     capsys.readouterr()
     code = main(["run", "--config", str(config), "--no-prefect", "--force"])
     err = capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 
 from gep import io, runs, store
 from gep.config import load_run_config
-from tiny_world import data_files
+from tiny_world import data_files, fill_the_disk_for_partitions
 
 
 @pytest.fixture
@@ -103,13 +103,7 @@ def test_a_failed_write_leaves_the_previous_outputs_intact(world, monkeypatch):
     _, files = runs.run(cfg)
     before = {p: p.read_bytes() for p in files}
 
-    real = store.pq.write_table
-
-    def disk_full_for_partitions(table, fh, **kwargs):  # the run record (small) still fits
-        if "versions" in fh.name:
-            raise OSError(28, "No space left on device")
-        return real(table, fh, **kwargs)
-    monkeypatch.setattr(store.pq, "write_table", disk_full_for_partitions)
+    fill_the_disk_for_partitions(monkeypatch)
     with pytest.raises(OutputError, match="No space left on device") as failed:
         runs.run(cfg, force=True)
     assert "previous outputs are unchanged" in str(failed.value)

@@ -46,6 +46,18 @@ def data_snapshot(out: Path) -> dict[str, str]:
     return {rel: hashlib.sha256(p.read_bytes()).hexdigest() for rel, p in data_files(out).items()}
 
 
+def fill_the_disk_for_partitions(monkeypatch) -> None:
+    """From now on, writing a partition file fails as on a full disk (the small run record still fits)."""
+    from gep import store
+    real = store.pq.write_table
+
+    def disk_full(table, fh, **kwargs):
+        if "versions" in fh.name:
+            raise OSError(28, "No space left on device")
+        return real(table, fh, **kwargs)
+    monkeypatch.setattr(store.pq, "write_table", disk_full)
+
+
 def write_raster(path: Path, arr: np.ndarray, transform, crs="EPSG:4326", nodata=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
