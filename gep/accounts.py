@@ -20,12 +20,13 @@ from gep.area import AreaModel
 from gep import vocabulary
 from gep.config import ChecksConfig, LandCoverScheme, ReferenceData
 from gep.errors import GepError
-from gep.services.base import Service, ServiceBlock, ServiceContext, TypeQuantity
-from gep.valuation import index_price, value_cny
+from gep.services.base import Indicator, NotAccounted, Service, ServiceBlock, ServiceContext, TypeQuantity
+from gep.valuation import index_price, unit_price_range
 from gep.zonal import PixelBlock
 
 log = logging.getLogger(__name__)
 
+NO_CREDITED_TYPE = "no credited ecosystem type in the county"
 PLAUSIBLE_GEP_PER_KM2 = (0.1e8, 1.5e8)  # CNY/km2, methodology §11.2 [E]
 M2_PER_HA, M2_PER_KM2 = 1e4, 1e6
 
@@ -54,6 +55,18 @@ class CountyJob:
     price_year: int
     coverage: dict[str, float]       # input ("landcover", auxiliary name) -> share of the polygon covered
     checks: ChecksConfig
+    complete_indicator_set: bool = False  # the run accounts provisioning, regulating and cultural services
+    carbon_pools: "CarbonPools | None" = None
+    carbon_baseline: tuple[int, dict[int, float]] | None = None  # (baseline year, code -> area m^2)
+
+
+@dataclass(frozen=True)
+class CarbonPools:
+    """Carbon densities per land-cover code [t C/ha] (InVEST Carbon's table), with its source."""
+
+    path: str
+    pools: dict[int, tuple[float, float, float, float]]  # code -> (c_above, c_below, c_soil, c_dead)
+    sources: dict[int, str]
 
 
 @dataclass
@@ -61,6 +74,7 @@ class CountyAccounts:
     extent: pd.DataFrame
     services: pd.DataFrame
     gep: pd.DataFrame
+    carbon_stock: pd.DataFrame
 
 
 @dataclass
@@ -80,7 +94,8 @@ class ZoneTally:
             mine = self.services.setdefault(key, {})
             for t, q in by_type.items():
                 acc = mine.setdefault(t, TypeQuantity())
-                acc.quantity += q.quantity
+                for name, value in q.quantities.items():
+                    acc.add(name, value)
                 acc.area_m2 += q.area_m2
                 acc.defaulted_area_m2 += q.defaulted_area_m2
         for code, n in other.out_of_range_codes.items():
@@ -104,6 +119,15 @@ class _TypeAux(Mapping):
         return len(self._values)
 
 
+def _shares_or_none(cls, statistics) -> dict[str, float]:
+    """The class's type shares, or none when its split shares are missing or impossible (a run
+    that failed validation: the problem is reported there)."""
+    try:
+        return cls.type_shares(statistics) if all(f in statistics for f in cls.share_fields) else {}
+    except ValueError:
+        return {}
+
+
 class CountyAccountant:
     """Turns one county's pixel blocks into tallies, and its merged tally into account tables."""
 
@@ -111,11 +135,9 @@ class CountyAccountant:
         self.job = job
         self.n_codes = n_codes
         scheme = job.scheme
-        paddy = job.statistics.get("paddy_share")
-        # Without a paddy share (only in a run that failed validation: its codes are still counted)
-        # a split class gives no ecosystem type, and accounts() refuses to run.
-        self.shares_by_code = {code: cls.type_shares(paddy) if cls.split is None or paddy is not None else {}
-                               for code, cls in scheme.classes.items()}
+        # Without its split shares (only in a run that failed validation: its codes are still
+        # counted) a split class gives no ecosystem type, and accounts() refuses to run.
+        self.shares_by_code = {code: _shares_or_none(cls, job.statistics) for code, cls in scheme.classes.items()}
         self.nodata_codes = sorted(c for c in {scheme.nodata, *scheme.excluded} if 0 <= c < n_codes)
         # code slots of each ecosystem type, with the share of the class's area the type gets
         self.type_codes: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -145,8 +167,8 @@ class CountyAccountant:
         services: dict[str, dict[str, TypeQuantity]] = {}
         for run in self.job.services:
             by_type = services.setdefault(run.service.key, {})
-            for t, (quantity, defaulted_m2) in run.service.block_quantity(sblock, run.context).items():
-                by_type[t] = TypeQuantity(quantity, float(type_area[t].sum()), defaulted_m2)
+            for t, (quantities, defaulted_m2) in run.service.block_quantity(sblock, run.context).items():
+                by_type[t] = TypeQuantity(quantities, float(type_area[t].sum()), defaulted_m2)
         return ZoneTally(block.class_area_m2, block.class_pixels, services, dict(block.out_of_range_codes))
 
     def unknown_codes(self, tally: ZoneTally) -> dict[int, int]:
@@ -159,7 +181,8 @@ class CountyAccountant:
     def accounts(self, tally: ZoneTally) -> CountyAccounts:
         job = self.job
         if any(not shares for shares in self.shares_by_code.values()):
-            raise GepError(f"county {job.county_code}: a land-cover class has no ecosystem type (paddy_share missing)")
+            raise GepError(f"county {job.county_code}: a land-cover class has no ecosystem type (its split shares "
+                           "are missing from the statistics)")
         class_area = {c: float(tally.class_area_m2[c]) for c in self.shares_by_code
                       if c < self.n_codes and tally.class_pixels[c] > 0}
         class_pixels = {c: float(tally.class_pixels[c]) for c in class_area}
@@ -170,7 +193,8 @@ class CountyAccountant:
         classified_m2 = sum(class_area.values())
         polygon_m2, outside_m2 = job.polygon_m2, job.outside_raster_m2
         gep = _gep_row(ident, job, services, polygon_m2, classified_m2, nodata_m2, outside_m2)
-        return CountyAccounts(extent, services, gep)
+        stock = carbon_stock_rows(ident, job, class_area)
+        return CountyAccounts(extent, services, gep, stock)
 
 
 def _extent_rows(ident, scheme, shares_by_code, class_area, class_pixels) -> pd.DataFrame:
@@ -186,59 +210,112 @@ def _extent_rows(ident, scheme, shares_by_code, class_area, class_pixels) -> pd.
                                        "type_share", "area_ha", "pixel_count"])
 
 
-def _service_rows(ident, job: CountyJob, acc) -> pd.DataFrame:
+def _status_row(ident, svc: Service, indicator: str, unit: str, status: str, reason: str, method: str,
+                price_year: int) -> dict:
+    return {**ident, "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,
+            "indicator": indicator, "ecosystem_type": "all", "status": status, "status_reason": reason,
+            "quantity_unit": unit, "price_year": price_year, "method": method, "price_source": "",
+            "parameters": "", "notes": ""}
+
+
+def _service_rows(ident, job: CountyJob, acc: dict[str, dict[str, TypeQuantity]]) -> pd.DataFrame:
+    """One row per service × indicator × ecosystem type: quantity and value with their ranges and
+    the audit trail; a service not accounted in the county gets a row saying why, with no value."""
     rows = []
     for run in job.services:
-        svc, opts = run.service, run.context.options
-        unit = svc.quantity_unit(opts)
-        price = index_price(job.ref, svc.price_key(opts), job.price_year, unit)
-        for t in svc.credited_types(job.ref, opts):
-            tq = acc.get(svc.key, {}).get(t)
-            if tq is None or tq.area_m2 <= 0:
-                continue
-            rows.append({
-                **ident, "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,
-                "ecosystem_type": t, "area_ha": tq.area_m2 / M2_PER_HA,
-                "quantity": tq.quantity, "quantity_unit": unit,
-                "unit_price": price.unit_price, "price_unit": price.price.unit, "price_year": price.price_year,
-                "value_cny": value_cny(tq.quantity, price), "method": svc.method(opts),
-                "price_key": price.price.key, "base_unit_price": price.price.value,
-                "base_price_year": price.price.price_year, "cpi_factor": price.cpi_factor,
-                "price_source": price.price.cite(),
-                "parameters": "; ".join(c.cite() for c in svc.parameters(t, run.context)),
-                "default_filled_share": tq.defaulted_area_m2 / tq.area_m2,
-            })
+        svc, ctx = run.service, run.context
+        opts, method = ctx.options, svc.method(ctx.options)
+        status = svc.status(ctx)
+        if status is not None:
+            rows.append(_status_row(ident, svc, "all", "", status.status, status.reason, method, job.price_year))
+            continue
+        totals = acc.get(svc.key, {})
+        done = svc.finalize(totals, ctx)
+        accounted = 0
+        for ind in svc.indicators(opts):
+            for t in svc.credited_types(job.ref, opts):
+                q = done.quantities.get((t, ind.key))
+                if q is None:
+                    continue
+                area_m2 = done.areas_m2.get((t, ind.key), totals[t].area_m2 if t in totals else 0.0)
+                tq = totals.get(t)
+                rows.append(_value_row(ident, job, svc, ctx, ind, t, np.asarray(q, dtype=np.float64), area_m2,
+                                       tq, done.notes.get((t, ind.key), ""), method))
+                accounted += ind.price_key is not None
+            for v in svc.vector_inputs:
+                if v.name == ind.key and v.name not in ctx.vectors:
+                    rows.append(_status_row(ident, svc, ind.key, ind.unit, "no_input",
+                                            f"no [vectors.{v.name}] layer in the run configuration ({v.description})",
+                                            method, job.price_year))
+        if not accounted and not any(r["service"] == svc.key for r in rows):
+            rows.append(_status_row(ident, svc, "all", "", "not_applicable", NO_CREDITED_TYPE, method, job.price_year))
     return pd.DataFrame(rows, columns=vocabulary.names("services"))
+
+
+def _value_row(ident, job: CountyJob, svc: Service, ctx: ServiceContext, ind: Indicator, t: str, q: np.ndarray,
+               area_m2: float, tq: TypeQuantity | None, notes: str, method: str) -> dict:
+    if q.shape != (3,) or not np.all(np.isfinite(q)):
+        raise GepError(f"county {job.county_code}, service {svc.key}, indicator {ind.key}, {t}: the quantity is not "
+                       f"finite ({q}); nothing was written. This is a bug or an input the checks missed: report it "
+                       "with the run record")
+    q = np.maximum(q, 0.0)
+    filled = tq.defaulted_area_m2 / tq.area_m2 if tq is not None and tq.area_m2 > 0 else 0.0
+    params = "; ".join(c.cite() for c in svc.parameters(t, ctx))
+    row = {**ident, "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,
+           "indicator": ind.key, "ecosystem_type": t, "area_ha": area_m2 / M2_PER_HA,
+           "quantity": q[0], "quantity_low": min(q[1], q[0]), "quantity_high": max(q[2], q[0]),
+           "quantity_unit": ind.unit, "price_year": job.price_year, "method": method, "parameters": params,
+           "notes": notes, "default_filled_share": filled}
+    key = svc.price_key(ind, ctx)
+    if key is None:
+        return row | {"status": "memo", "status_reason": "physical quantity for the audit trail; valued through "
+                      "the service's other indicators", "price_source": ""}
+    price = index_price(job.ref, key, job.price_year, ind.unit)
+    low_price, high_price = unit_price_range(job.ref, price)
+    return row | {"status": "accounted", "status_reason": "", "unit_price": price.unit_price,
+                  "unit_price_low": low_price, "unit_price_high": high_price, "price_unit": price.price.unit,
+                  "value_cny": row["quantity"] * price.unit_price, "value_cny_low": row["quantity_low"] * low_price,
+                  "value_cny_high": row["quantity_high"] * high_price, "price_key": price.price.key,
+                  "base_unit_price": price.price.value, "base_price_year": price.price.price_year,
+                  "cpi_factor": price.cpi_factor, "price_source": f"{price.price.item}; {price.price.cite()}"}
+
+
+def _plausibility(job: CountyJob, per_km2: float, area_km2: float) -> str:
+    """The §11.2 GEP-per-km² check, for a complete indicator set only; the flag names its rule."""
+    low, high = PLAUSIBLE_GEP_PER_KM2
+    rule = f"methodology §11.2: {low / 1e8:g}-{high / 1e8:g}e8 CNY/km2 for a complete GEP"
+    if not job.complete_indicator_set:
+        return "not checked: partial indicator set (the §11.2 range is for a complete GEP)"
+    if not area_km2 > 0:
+        return "not checked: no classified area"
+    if per_km2 < low:
+        return f"below range ({rule})"
+    if per_km2 > high:
+        return f"above range ({rule})"
+    return "ok"
 
 
 def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classified_m2, nodata_m2, outside_m2
              ) -> pd.DataFrame:
-    by_cat = services.groupby("category")["value_cny"].sum() if len(services) else pd.Series(dtype=float)
+    valued = services[services.status == "accounted"]
+    by_cat = valued.groupby("category")["value_cny"].sum() if len(valued) else pd.Series(dtype=float)
     gep = float(by_cat.sum())
     area_km2 = classified_m2 / M2_PER_KM2
     per_km2 = gep / area_km2 if area_km2 > 0 else float("nan")  # written as null
-    low, high = PLAUSIBLE_GEP_PER_KM2
-    if not area_km2 > 0:
-        flag = "no classified area"
-    elif per_km2 < low:
-        flag = f"below {low / 1e8:g}e8 CNY/km2"
-    elif per_km2 > high:
-        flag = f"above {high / 1e8:g}e8 CNY/km2"
-    else:
-        flag = "ok"
-    if flag != "ok":
-        log.warning("county %s %s: GEP per km2 is %s (methodology §11.2)", job.county_code, job.year,
-                    flag if math.isnan(per_km2) else f"{per_km2:.3g} CNY, {flag}")
-    keys = [r.service.key for r in job.services]
+    flag = _plausibility(job, per_km2, area_km2)
+    if flag.startswith(("below", "above")):
+        log.warning("county %s %s: GEP per km2 is %.3g CNY, %s", job.county_code, job.year, per_km2, flag)
+    accounted = list(dict.fromkeys(valued.service))
     quality = _quality(job, services, polygon_m2, outside_m2, area_km2)
     row = {**ident, "gep_cny": gep,
+           "gep_cny_low": float(valued.value_cny_low.sum()), "gep_cny_high": float(valued.value_cny_high.sum()),
            "provisioning_cny": float(by_cat.get("provisioning", 0.0)),
            "regulating_cny": float(by_cat.get("regulating", 0.0)),
            "cultural_cny": float(by_cat.get("cultural", 0.0)),
            "gep_yi_cny": gep / 1e8, "area_km2": area_km2, "gep_per_km2_cny": per_km2,
            "polygon_area_km2": polygon_m2 / M2_PER_KM2, "classified_area_km2": area_km2,
            "nodata_area_km2": nodata_m2 / M2_PER_KM2, "outside_raster_area_km2": outside_m2 / M2_PER_KM2,
-           "price_year": job.price_year, "services": ",".join(keys), "n_services": len(keys),
+           "price_year": job.price_year, "services": ",".join(accounted), "n_services": len(accounted),
            "plausibility_flag": flag, **quality}
     return pd.DataFrame([row])
 
@@ -249,11 +326,14 @@ def inside_share(polygon_m2: float, outside_m2: float) -> float:
 
 
 def default_filled_shares(services: pd.DataFrame) -> dict[str, float]:
-    """Per service: the share of its credited area whose auxiliary inputs took per-class defaults."""
-    if not len(services):
+    """Per service: the share of its credited area whose auxiliary inputs were filled (raster
+    nodata), over the rows with pixels."""
+    rows = services[services.status.isin(["accounted", "memo"]) & (services.area_ha > 0)]
+    rows = rows.drop_duplicates(["service", "ecosystem_type"])  # one area per type, not per indicator
+    if not len(rows):
         return {}
-    area = services.groupby("service")["area_ha"].sum()
-    defaulted = (services.default_filled_share * services.area_ha).groupby(services.service).sum()
+    area = rows.groupby("service")["area_ha"].sum()
+    defaulted = (rows.default_filled_share * rows.area_ha).groupby(rows.service).sum()
     return (defaulted / area).to_dict()
 
 
@@ -275,11 +355,40 @@ def _quality(job: CountyJob, services: pd.DataFrame, polygon_m2: float, outside_
     for key, share in sorted(filled.items()):
         if share > checks.max_default_filled_share:
             reasons.append(f"{key}: {share:.1%} of its area took per-class default inputs")
-    missing = [r.service.key for r in job.services if r.service.key not in filled]
-    if missing:
-        reasons.append(f"not accounted (no credited ecosystem type in the county): {', '.join(missing)}")
+    missing = list(dict.fromkeys(services.service[~services.status.isin(["accounted", "memo"])]))
+    # Input gaps lower the quality; a service without a method or outside its scope does not.
+    gaps = services[(services.status == "no_input") | (services.status_reason == NO_CREDITED_TYPE)]
+    if len(gaps):
+        reasons.append("not accounted: " + ", ".join(f"{s} ({r})" for s, r in
+                                                     dict(zip(gaps.service, gaps.status_reason)).items()))
     return {"landcover_coverage_share": lc_share,
             "aux_coverage_share": min(aux_shares.values(), default=1.0),
             "default_filled_share": max(filled.values(), default=0.0),
             "services_not_accounted": ",".join(missing),
             "quality_flag": "; ".join(reasons) or "ok"}
+
+
+def carbon_stock_rows(ident, job: CountyJob, class_area_m2: dict[int, float]) -> pd.DataFrame:
+    """Carbon stock per land-cover code (ecosystem asset account): area × Σ pools, as InVEST
+    Carbon (stock = Σ_pixels (c_above + c_below + c_soil + c_dead) × pixel area [ha]); and its
+    change since the baseline year's land cover, when one is configured."""
+    cols = vocabulary.names("carbon_stock")
+    pools = job.carbon_pools
+    if pools is None:
+        return pd.DataFrame(columns=cols)
+    base_year, base_area = job.carbon_baseline or (None, {})
+    rows = []
+    for code in sorted(set(class_area_m2) | set(base_area)):
+        p = pools.pools[code]
+        density = float(sum(p))
+        area_ha = class_area_m2.get(code, 0.0) / M2_PER_HA
+        row = {**ident, "lc_scheme": job.scheme.key, "lc_code": code, "lc_name": job.scheme.classes[code].name,
+               "c_above": p[0], "c_below": p[1], "c_soil": p[2], "c_dead": p[3], "carbon_density": density,
+               "area_ha": area_ha, "stock_t_c": density * area_ha, "baseline_year": base_year,
+               "pools_source": f"{pools.path}: {pools.sources[code]}"}
+        if base_year is not None:
+            b_ha = base_area.get(code, 0.0) / M2_PER_HA
+            row |= {"baseline_area_ha": b_ha, "baseline_stock_t_c": density * b_ha,
+                    "stock_change_t_c": density * (area_ha - b_ha)}
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)

@@ -34,7 +34,7 @@ def _print_summary(records: list[dict], output_dir: Path, title: str, run) -> No
                           "nothing recomputed (--force recomputes)",
                "succeeded": f"{run.record['partitions_written']} partitions published"}[run.record["outcome"]]
     print(f"Run {run.run_id}: {outcome}; record in {output_dir}/runs/{run.run_id}.parquet")
-    print(f"Outputs under {output_dir}/ (extent/, services/, gep/; year=YYYY/county_code=CCCCCC/part-0.parquet)")
+    print(f"Outputs under {output_dir}/ (extent/, services/, gep/, carbon_stock/; year=YYYY/county_code=CCCCCC/part-0.parquet)")
     print(f"County GEP summary, {df['year'].iloc[0]} ({len(df)} counties, total {total:,.2f} 亿元 = 1e8 CNY):")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(df.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))

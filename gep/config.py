@@ -13,6 +13,7 @@ import csv
 import hashlib
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -27,9 +28,12 @@ from gep.zonal import DEFAULT_STRIP_PIXELS
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 ECOSYSTEM_TYPES = (
-    "forest", "shrub", "grassland", "wetland", "water",
+    "forest", "forest_conifer", "bamboo", "garden", "shrub", "grassland", "wetland", "water",
     "cropland_paddy", "cropland_dry", "built_up", "bare", "snow_ice",
 )
+"""GEP ecosystem types. ``forest`` is broadleaf and mixed forest (Zhejiang's evergreen broadleaf by
+default); ``forest_conifer`` and ``bamboo`` are the forest sub-types whose coefficients differ
+(methodology §4.7, §10.2); ``garden`` is orchards and tea gardens (园地, runoff 9.57 %, §4.1, §6.3)."""
 EVIDENCE_TAGS = ("V", "V*", "L", "E")
 
 
@@ -64,6 +68,16 @@ class AuxiliaryConfig(_Strict):
     unit: str
     scale: float = Field(1.0, gt=0, description="multiply stored values by this to get `unit` (MODIS: 0.1, 0.0001)")
     resampling: Literal["bilinear", "nearest", "average", "cubic"] = "bilinear"
+    bands: list[int] = Field(default_factory=lambda: [1], min_length=1,
+                             description="bands to use; several are summed once per run into a cached layer "
+                                         "(12 monthly precipitation bands -> annual precipitation)")
+
+    @field_validator("bands")
+    @classmethod
+    def _bands_positive(cls, v: list[int]) -> list[int]:
+        if any(b < 1 for b in v) or len(set(v)) != len(v):
+            raise ValueError("bands are distinct band numbers counted from 1")
+        return v
 
     def path_for(self, year: int) -> Path:
         return Path(self.path.format(year=year))
@@ -71,6 +85,32 @@ class AuxiliaryConfig(_Strict):
 
 class StatisticsConfig(_Strict):
     path: Path
+
+
+class VectorConfig(_Strict):
+    """A vector layer a service reads (lakes as polygons, reservoirs as points with their storage)."""
+
+    path: Path
+    layer: str | None = None
+    name_field: str = Field(description="field naming each feature (for the audit trail)")
+    value_field: str | None = Field(None, description="numeric field the service needs (e.g. reservoir total "
+                                                      "storage); its unit is `unit`")
+    unit: str | None = None
+
+
+class TableConfig(_Strict):
+    """A per-county table a service reads (e.g. emissions: county_code, year, pollutant, value, source)."""
+
+    path: Path
+
+
+class CarbonStockConfig(_Strict):
+    """The carbon stock account (ecosystem asset): pools per land-cover code, InVEST Carbon layout."""
+
+    pools: Path = Field(description="CSV with lucode, c_above, c_below, c_soil, c_dead [t C/ha] (+ optional "
+                                    "lulc_name, tag, source), one row per land-cover code of the scheme")
+    baseline_year: int | None = Field(None, description="year whose land cover gives the opening stock; the "
+                                                        "change is closing (the run's year) minus opening")
 
 
 class ServicesConfig(BaseModel):
@@ -125,7 +165,8 @@ class ChecksConfig(_Strict):
 class RunConfig(_Strict):
     title: str = ""
     output_dir: Path
-    landcover_scheme: str
+    landcover_scheme: str = Field(description="a scheme of the schemes file, or the path of a scheme of your own "
+                                              "(.csv: code, name, ecosystem_type [, name_zh]; .toml: one scheme)")
     price_year: int | Literal["accounting_year"] = Field(
         description="price year of all values; 'accounting_year' values each year at its own prices")
     default_year: int | None = None
@@ -135,6 +176,9 @@ class RunConfig(_Strict):
     landcover_band: int = Field(1, ge=1, description="band of the land-cover rasters holding the class codes")
     auxiliary: dict[str, AuxiliaryConfig] = Field(default_factory=dict)
     statistics: StatisticsConfig | None = None
+    vectors: dict[str, VectorConfig] = Field(default_factory=dict)
+    tables: dict[str, TableConfig] = Field(default_factory=dict)
+    carbon_stock: CarbonStockConfig | None = None
     services: ServicesConfig
     compute: ComputeConfig = ComputeConfig()
     checks: ChecksConfig = ChecksConfig()
@@ -151,6 +195,14 @@ class RunConfig(_Strict):
             if not 1980 <= year <= 2100:
                 raise ValueError(f"land-cover year {year} is not a plausible calendar year")
         return v
+
+    @model_validator(mode="after")
+    def _baseline_has_landcover(self) -> "RunConfig":
+        b = self.carbon_stock.baseline_year if self.carbon_stock else None
+        if b is not None and b not in self.landcover:
+            raise ValueError(f"carbon_stock.baseline_year {b} has no [landcover] raster; "
+                             f"years with land cover: {sorted(self.landcover)}")
+        return self
 
     @model_validator(mode="after")
     def _default_year_has_landcover(self) -> "RunConfig":
@@ -179,6 +231,11 @@ class RunConfig(_Strict):
 
     def price_year_for(self, year: int) -> int:
         return year if self.price_year == "accounting_year" else self.price_year
+
+    @property
+    def user_scheme_file(self) -> Path | None:
+        """The user's own land-cover scheme file, when ``landcover_scheme`` names one."""
+        return Path(self.landcover_scheme) if self.landcover_scheme.endswith((".csv", ".toml")) else None
 
 
 def _resolve(base: Path, p: Path | str) -> Path:
@@ -218,35 +275,67 @@ def load_run_config(path: str | Path, *, output_dir: str | Path | None = None) -
         "auxiliary": {k: a.model_copy(update={"path": str(_resolve(base, a.path))}) for k, a in cfg.auxiliary.items()},
         "statistics": (cfg.statistics.model_copy(update={"path": _resolve(base, cfg.statistics.path)})
                        if cfg.statistics else None),
+        "vectors": {k: v.model_copy(update={"path": _resolve(base, v.path)}) for k, v in cfg.vectors.items()},
+        "tables": {k: t.model_copy(update={"path": _resolve(base, t.path)}) for k, t in cfg.tables.items()},
+        "carbon_stock": (cfg.carbon_stock.model_copy(update={"pools": _resolve(base, cfg.carbon_stock.pools)})
+                         if cfg.carbon_stock else None),
         "source_file": path.resolve(),
     }
     for key in ("schemes_file", "coefficients_file", "prices_file", "cpi_file"):
         if key in raw:
             updates[key] = _resolve(base, raw[key])
+    if cfg.user_scheme_file is not None:
+        updates["landcover_scheme"] = str(_resolve(base, cfg.user_scheme_file))
     return cfg.model_copy(update=updates)
 
 
 # --------------------------------------------------------------------------- reference tables
+REST = "rest"
+PADDY_SPLIT = {"cropland_paddy": "paddy_share", "cropland_dry": REST}
+
+
 class LandCoverClass(_Strict):
+    """A land-cover class: one ecosystem type, or a split of its area between several types by
+    county statistics (``split = {bamboo = "bamboo_share", forest = "rest"}``; the shorthand
+    ``split = "paddy_share"`` is cropland into paddy and dry)."""
+
     name: str
     name_zh: str = ""
     ecosystem_type: str | None = None
-    split: Literal["paddy_share"] | None = None
+    split: dict[str, str] | None = None
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return dict(PADDY_SPLIT) if v == "paddy_share" else v
 
     @model_validator(mode="after")
     def _one_target(self) -> "LandCoverClass":
         if (self.ecosystem_type is None) == (self.split is None):
             raise ValueError("give exactly one of ecosystem_type or split")
-        if self.ecosystem_type is not None and self.ecosystem_type not in ECOSYSTEM_TYPES:
-            raise ValueError(f"unknown ecosystem_type {self.ecosystem_type!r}; known: {', '.join(ECOSYSTEM_TYPES)}")
+        for t in [self.ecosystem_type] if self.ecosystem_type is not None else list(self.split):
+            if t not in ECOSYSTEM_TYPES:
+                raise ValueError(f"unknown ecosystem_type {t!r}; known: {', '.join(ECOSYSTEM_TYPES)}")
+        if self.split is not None and list(self.split.values()).count(REST) != 1:
+            raise ValueError(f"a split gives exactly one type the {REST!r} of the class (the others a statistics field)")
         return self
 
-    def type_shares(self, paddy_share: float | None) -> dict[str, float]:
-        """Ecosystem types this class maps to, with the share of its area each gets."""
+    @property
+    def share_fields(self) -> tuple[str, ...]:
+        """County-statistics fields (shares 0-1) this class is split by."""
+        return tuple(f for f in (self.split or {}).values() if f != REST)
+
+    def type_shares(self, statistics: Mapping[str, float]) -> dict[str, float]:
+        """Ecosystem types this class maps to, with the share of its area each gets (the shares of
+        a split from the county's statistics; they must leave a non-negative rest)."""
         if self.ecosystem_type is not None:
             return {self.ecosystem_type: 1.0}
-        assert paddy_share is not None
-        return {"cropland_paddy": paddy_share, "cropland_dry": 1.0 - paddy_share}
+        shares = {t: float(statistics[f]) for t, f in self.split.items() if f != REST}
+        rest = 1.0 - sum(shares.values())
+        if rest < -1e-9:
+            raise ValueError(f"class {self.name!r}: the split shares {shares} add up to more than 1")
+        shares.update({t: max(rest, 0.0) for t, f in self.split.items() if f == REST})
+        return shares
 
 
 class LandCoverScheme(_Strict):
@@ -258,8 +347,9 @@ class LandCoverScheme(_Strict):
     classes: dict[int, LandCoverClass]
 
     @property
-    def needs_paddy_share(self) -> bool:
-        return any(c.split == "paddy_share" for c in self.classes.values())
+    def share_fields(self) -> tuple[str, ...]:
+        """County-statistics fields the scheme's splits need."""
+        return tuple(sorted({f for c in self.classes.values() for f in c.share_fields}))
 
 
 @dataclass(frozen=True)
@@ -275,7 +365,18 @@ class Coefficient:
 
     def cite(self) -> str:
         where = "" if self.ecosystem_type == "*" else f"[{self.ecosystem_type}]"
-        return f"{self.parameter}{where}={self.value:g} {self.unit} ({self.tag}: {self.source})"
+        ranged = self.low is not None and self.high is not None and self.low != self.high
+        rng = f" [{self.low:g}-{self.high:g}]" if ranged else ""
+        return f"{self.parameter}{where}={self.value:g}{rng} {self.unit} ({self.tag}: {self.source})"
+
+    def triple(self, decreasing: bool = False):
+        """(central, value giving the low quantity, value giving the high quantity) as a column
+        vector for interval arithmetic: a parameter the quantity grows with gives (v, low, high);
+        ``decreasing`` (the quantity falls as it grows, e.g. runoff) gives (v, high, low)."""
+        import numpy as np
+        lo = self.value if self.low is None else self.low
+        hi = self.value if self.high is None else self.high
+        return np.array([self.value, hi, lo] if decreasing else [self.value, lo, hi])[:, None]
 
 
 @dataclass(frozen=True)
@@ -287,9 +388,21 @@ class Price:
     price_year: int
     tag: str
     source: str
+    low: float | None = None          # the low end of the range, in low_price_year CNY
+    low_price_year: int | None = None
+    high: float | None = None
+    high_price_year: int | None = None
 
     def cite(self) -> str:
         return f"{self.tag}: {self.source}"
+
+    def bound(self, side: str) -> tuple[float, int]:
+        """(price, its year) at one end of the range ("low", "high"), or the central value."""
+        if side == "low" and self.low is not None:
+            return self.low, self.low_price_year or self.price_year
+        if side == "high" and self.high is not None:
+            return self.high, self.high_price_year or self.price_year
+        return self.value, self.price_year
 
 
 @dataclass(frozen=True)
@@ -342,18 +455,21 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Rows of a reference CSV (UTF-8, a BOM tolerated) with exactly the required columns (and any of
+    the optional ones)."""
     if not path.is_file():
-        raise fail(path, "(file)", "reference table not found", "restore it from the repository's configs/")
-    with open(path, newline="", encoding="utf-8") as fh:
+        raise fail(path, "(file)", "reference table not found", "check the path (the repository's own are in configs/)")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         columns = tuple(reader.fieldnames or ())
         rows = list(reader)
     missing = [c for c in required if c not in columns]
-    unknown = [c for c in columns if c not in required]
+    unknown = [c for c in columns if c not in required + optional]
     if missing or unknown:
         raise fail(path, ", ".join(missing + unknown) or "(header)",
-                   f"columns missing {missing} / unknown {unknown}", f"use exactly the columns {list(required)}")
+                   f"columns missing {missing} / unknown {unknown}",
+                   f"use exactly the columns {list(required)}" + (f" (optional: {list(optional)})" if optional else ""))
     return rows
 
 
@@ -368,21 +484,64 @@ def _num(path: Path, row_no: int, name: str, text: str, *, optional: bool = Fals
         raise fail(path, f"row {row_no}: {name}", f"{text!r} is not a number", "give a number") from None
 
 
-def load_reference_data(cfg: RunConfig) -> ReferenceData:
-    """Load and check the four reference tables named by the run configuration."""
-    schemes_path = cfg.schemes_file
-    if not schemes_path.is_file():
-        raise fail(schemes_path, "(file)", "land-cover scheme file not found", "restore configs/landcover_schemes.toml")
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise fail(path, "(file)", f"{what} not found", "check the path (the repository's own is in configs/)")
     try:
-        raw = tomllib.loads(schemes_path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise fail(schemes_path, "(file)", f"not valid TOML: {exc}", "fix the syntax at the position given") from exc
-    schemes: dict[str, LandCoverScheme] = {}
-    for key, body in raw.items():
+        raise fail(path, "(file)", f"not valid TOML: {exc}", "fix the syntax at the position given") from exc
+
+
+def _scheme(path: Path, key: str, body: dict[str, Any]) -> LandCoverScheme:
+    try:
+        return LandCoverScheme.model_validate({"key": key, **body})
+    except ValidationError as exc:
+        raise fail(path, key, str(exc).replace("\n", " "), "fix the scheme definition") from exc
+
+
+SCHEME_CSV_COLUMNS = ("code", "name", "ecosystem_type")
+
+
+def load_user_scheme(path: Path) -> LandCoverScheme:
+    """A land-cover scheme of the user's own: a TOML file holding one scheme in the layout of
+    configs/landcover_schemes.toml, or a CSV with ``code, name, ecosystem_type`` (optional
+    ``name_zh``), where ``ecosystem_type`` may also be ``nodata`` (the raster's nodata code) or
+    ``excluded`` (codes counted as nodata, e.g. sea)."""
+    key = path.stem
+    if path.suffix == ".toml":
+        raw = _read_toml(path, "land-cover scheme file")
+        return _scheme(path, key, raw if "classes" in raw else next(iter(raw.values()), {}))
+    rows = _read_csv(path, SCHEME_CSV_COLUMNS, ("name_zh",))
+    classes, nodata, excluded = {}, None, []
+    for i, r in enumerate(rows, start=2):
         try:
-            schemes[key] = LandCoverScheme.model_validate({"key": key, **body})
-        except ValidationError as exc:
-            raise fail(schemes_path, key, str(exc), "fix the scheme definition") from exc
+            code = int(r["code"])
+        except ValueError:
+            raise fail(path, f"row {i}: code", f"{r['code']!r} is not an integer code", "give the raster's class code") from None
+        target = r["ecosystem_type"].strip()
+        if target == "nodata":
+            nodata = code
+        elif target == "excluded":
+            excluded.append(code)
+        else:
+            classes[code] = {"name": r["name"], "name_zh": r.get("name_zh") or "", "ecosystem_type": target}
+    if nodata is None:
+        raise fail(path, "ecosystem_type", "no row gives the nodata code", "add a row `0,No data,nodata` (with the "
+                   "raster's nodata value)")
+    return _scheme(path, key, {"title": f"user scheme {path.name}", "nodata": nodata, "excluded": excluded,
+                               "source": f"user file {path}", "classes": classes})
+
+
+def load_reference_data(cfg: RunConfig) -> ReferenceData:
+    """Load and check the reference tables named by the run configuration."""
+    schemes_path = cfg.schemes_file
+    raw = _read_toml(schemes_path, "land-cover scheme file")
+    schemes = {key: _scheme(schemes_path, key, body) for key, body in raw.items()}
+    scheme_files = [schemes_path]
+    if cfg.user_scheme_file is not None:
+        schemes[cfg.landcover_scheme] = load_user_scheme(cfg.user_scheme_file)
+        scheme_files.append(cfg.user_scheme_file)
 
     cpath = cfg.coefficients_file
     coefficients: dict[tuple[str, str], Coefficient] = {}
@@ -403,15 +562,27 @@ def load_reference_data(cfg: RunConfig) -> ReferenceData:
 
     ppath = cfg.prices_file
     prices: dict[str, Price] = {}
-    cols = ("key", "item", "value", "low", "high", "unit", "price_year", "tag", "source", "note")
+    cols = ("key", "item", "value", "unit", "price_year", "low", "low_price_year", "high", "high_price_year",
+            "tag", "source", "note")
     for i, r in enumerate(_read_csv(ppath, cols), start=2):
         if r["tag"] not in EVIDENCE_TAGS:
             raise fail(ppath, f"row {i}: tag", f"unknown evidence tag {r['tag']!r}", f"use one of {EVIDENCE_TAGS}")
+        if r["key"] in prices:
+            raise fail(ppath, f"row {i}: key", f"duplicate price key {r['key']!r}", "keep one row per key")
         value = _num(ppath, i, "value", r["value"])
-        if value is None or value < 0:
+        low, high = (_num(ppath, i, c, r[c], optional=True) for c in ("low", "high"))
+        years = {}
+        for end, v in (("low", low), ("high", high)):
+            y = _num(ppath, i, f"{end}_price_year", r[f"{end}_price_year"], optional=True)
+            if (v is None) != (y is None):
+                raise fail(ppath, f"row {i}: {end}, {end}_price_year", "a range end needs its own price year",
+                           f"give both {end} and {end}_price_year, or neither")
+            years[end] = None if y is None else int(y)
+        if any(v is not None and v < 0 for v in (value, low, high)):
             raise fail(ppath, f"row {i}: value", "price must be >= 0", "give a non-negative price")
         prices[r["key"]] = Price(r["key"], r["item"], value, r["unit"],
-                                 int(_num(ppath, i, "price_year", r["price_year"])), r["tag"], r["source"])
+                                 int(_num(ppath, i, "price_year", r["price_year"])), r["tag"], r["source"],
+                                 low, years["low"], high, years["high"])
 
     ipath = cfg.cpi_file
     index: dict[int, float] = {}
@@ -429,7 +600,7 @@ def load_reference_data(cfg: RunConfig) -> ReferenceData:
             raise fail(ipath, f"year {year}", "CPI years must be consecutive", f"add the missing year {max(index) + 1}")
         index[year] = index[year - 1] * (1.0 + _num(ipath, i + 2, "cpi_change_pct", r["cpi_change_pct"]) / 100.0)
 
-    paths = (schemes_path, cpath, ppath, ipath)
-    return ReferenceData(schemes, coefficients, prices, index, {p.name: sha256_file(p) for p in paths},
-                         {name: p for name, p in zip(("landcover_schemes.toml", "coefficients.csv", "prices.csv",
-                                                      "cpi.csv"), paths)})
+    paths = (*scheme_files, cpath, ppath, ipath)
+    names = ("landcover_schemes.toml", *(p.name for p in scheme_files[1:]), "coefficients.csv", "prices.csv", "cpi.csv")
+    return ReferenceData(schemes, coefficients, prices, index, {n: sha256_file(p) for n, p in zip(names, paths)},
+                         dict(zip(names, paths)))

@@ -168,6 +168,73 @@ def read_statistics(path: Path) -> tuple[pd.DataFrame | None, list[InputProblem]
     return df, []
 
 
+def read_vector_layer(path: Path, layer: str | None, name_field: str, value_field: str | None, key: str,
+                      geometry: str) -> tuple[gpd.GeoDataFrame | None, list[InputProblem]]:
+    """A service's vector layer as ``name``, ``value`` (if asked for), ``geometry``; plus every problem.
+
+    ``geometry``: "polygon" or "point", the only kinds accepted; invalid geometries are refused."""
+    f = str(path)
+    if not Path(path).is_file():
+        return None, [InputProblem(f, f"vectors.{key}.path", "file not found", "point it at a GeoPackage/GeoJSON/Shapefile")]
+    try:
+        gdf = gpd.read_file(path, layer=layer)
+    except Exception as exc:
+        return None, [InputProblem(f, f"vectors.{key}", f"cannot read as a vector layer: {exc}",
+                                   "check the file and the layer name")]
+    problems = []
+    for field_key, col in ((f"vectors.{key}.name_field", name_field), (f"vectors.{key}.value_field", value_field)):
+        if col is not None and col not in gdf.columns:
+            problems.append(InputProblem(f, field_key, f"column {col!r} not in the layer (columns: "
+                                         f"{', '.join(c for c in gdf.columns if c != 'geometry')})",
+                                         f"set {field_key} to one of those columns"))
+    if gdf.crs is None:
+        problems.append(InputProblem(f, "crs", "the layer has no CRS", "assign it (e.g. EPSG:4326) with a GIS tool"))
+    if problems:
+        return None, problems
+    kinds = {"polygon": ("Polygon", "MultiPolygon"), "point": ("Point",)}[geometry]
+    wrong = gdf[~gdf.geometry.geom_type.isin(kinds)]
+    if len(wrong):
+        problems.append(InputProblem(f, "geometry", f"{len(wrong)} feature(s) are not {geometry}s "
+                                     f"({', '.join(sorted(set(wrong.geometry.geom_type.astype(str))))})",
+                                     f"keep only {geometry} features in the {key} layer"))
+    invalid = gdf[gdf.geometry.notna() & ~gdf.geometry.is_valid]
+    if len(invalid):
+        problems.append(InputProblem(f, "geometry", f"invalid geometries: {', '.join(map(str, invalid[name_field][:5]))} "
+                                     f"({shapely_reason(invalid.geometry.iloc[0])})",
+                                     "repair them (shapely.make_valid or QGIS 'Fix geometries')"))
+    out = gpd.GeoDataFrame({"name": gdf[name_field].astype(str)}, geometry=gdf.geometry.values, crs=gdf.crs)
+    if value_field is not None:
+        values = pd.to_numeric(gdf[value_field], errors="coerce")
+        bad = gdf.loc[~(values >= 0) | ~values.map(lambda v: pd.notna(v) and abs(v) != float("inf")), name_field]
+        if len(bad):
+            problems.append(InputProblem(f, value_field, f"not a non-negative number for {', '.join(map(str, bad[:5]))}",
+                                         "give every feature its value"))
+        out["value"] = values.astype(float)
+    return (None if problems else out), problems
+
+
+def read_county_table(path: Path, key: str, key_column: str, value_column: str
+                      ) -> tuple[pd.DataFrame | None, list[InputProblem]]:
+    """A per-county table in long form: county_code, year, ``key_column``, ``value_column``, source."""
+    f = str(path)
+    if not Path(path).is_file():
+        return None, [InputProblem(f, f"tables.{key}.path", "file not found", f"point [tables.{key}] path at the CSV")]
+    try:
+        df = pd.read_csv(path, dtype={"county_code": str, key_column: str}, comment="#")
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        return None, [InputProblem(f, "(file)", f"not a readable CSV: {exc}", "save it as UTF-8 CSV")]
+    needed = ("county_code", "year", key_column, value_column, "source")
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        return None, [InputProblem(f, ", ".join(missing), "required column(s) missing", f"use the columns {list(needed)}")]
+    dup = df[df.duplicated(["county_code", "year", key_column], keep=False)]
+    if len(dup):
+        return None, [InputProblem(f, f"county_code, year, {key_column}", f"duplicated rows, e.g. "
+                                   f"{dup.county_code.iloc[0]}/{dup.year.iloc[0]}/{dup[key_column].iloc[0]}",
+                                   "keep one row per county, year and key")]
+    return df, []
+
+
 # --------------------------------------------------------------------------- output tables
 def to_table(df: pd.DataFrame, dataset: str, metadata: dict[str, str]) -> pa.Table:
     """Cast a frame to the dataset's schema and check it (gep.vocabulary.check): units in the field

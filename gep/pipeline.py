@@ -8,9 +8,11 @@ tables. Publishing them and recording the run is gep/runs.py (over gep/store.py)
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,20 +25,21 @@ from pydantic import ValidationError
 from pyproj import CRS
 from rasterio.windows import Window
 
-from gep import engine, io, kernels, vocabulary
-from gep.accounts import CountyAccounts, CountyJob, ServiceRun, default_filled_shares, inside_share
+from gep import derived, engine, io, kernels, vocabulary
+from gep.accounts import CarbonPools, CountyAccounts, CountyJob, ServiceRun, default_filled_shares, inside_share
+from gep.area import polygon_area_m2
 from gep.config import LandCoverScheme, ReferenceData, RunConfig, load_reference_data, sha256_file
 from gep.errors import InputProblem, InputValidationError
 from gep.services import REGISTRY
-from gep.services.base import ServiceContext
+from gep.services.base import AuxInput, ServiceContext
+from gep.services.inputs import AUXILIARY, STATISTICS_FIELDS
 from gep.valuation import index_price
-from gep.area import polygon_area_m2
 from gep.zonal import AuxSpec, outside_raster_area_m2, zone_polygon
 
 log = logging.getLogger(__name__)
 
-STATISTICS_RANGES = {"paddy_share": (0.0, 1.0), "hot_day_share": (0.0, 1.0),
-                     "water_surface_evaporation_mm": (0.0, 3000.0)}
+CATEGORIES = ("provisioning", "regulating", "cultural")
+CACHE = ".gep/cache"  # derived layers, under the output directory, keyed by input content
 
 
 @dataclass
@@ -56,6 +59,10 @@ class PreparedRun:
     coverage: dict[str, dict[str, float]] = field(default_factory=dict)  # county -> input -> covered share
     # county -> (polygon area, part outside the land cover) [m^2], measured once in validation
     polygon_areas_m2: dict[str, tuple[float, float]] = field(default_factory=dict)
+    aux_county_mean: dict[str, dict[str, float]] = field(default_factory=dict)  # county -> input -> mean
+    tables: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # county -> table -> key -> value
+    vectors: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # county -> layer -> features
+    carbon_pools: CarbonPools | None = None
     lineage: dict[str, str] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -67,15 +74,25 @@ class PreparedRun:
         c = self.counties
         return [self._job(code, name, geom) for code, name, geom in zip(c["county_code"], c["county_name"], c.geometry)]
 
+    @property
+    def complete_indicator_set(self) -> bool:
+        """The run accounts services of all three categories (the §11.2 range applies)."""
+        return {REGISTRY[key].category for key, _ in self.services} >= set(CATEGORIES)
+
     def _job(self, county_code: str, county_name: str, geometry) -> CountyJob:
         stats = self.statistics.get(county_code, {})
-        runs = [ServiceRun(REGISTRY[key], ServiceContext(self.ref, opts, stats, county_code, self.year))
+        options = {key: opts for key, opts in self.services}
+        vectors = {name: self.vectors.get(county_code, {}).get(name, []) for name in self.cfg.vectors}
+        runs = [ServiceRun(REGISTRY[key], ServiceContext(self.ref, opts, stats, county_code, self.year, options,
+                                                         self.tables.get(county_code, {}), vectors,
+                                                         self.aux_county_mean.get(county_code, {})))
                 for key, opts in self.services]
         # A run loaded without checks (a Dask worker) tallies strips but never builds account tables.
         polygon_m2, outside_m2 = self.polygon_areas_m2.get(county_code, (float("nan"), float("nan")))
         return CountyJob(county_code, county_name, self.year, geometry, polygon_m2, outside_m2, self.scheme,
                          self.ref, runs, stats, self.cfg.area_model, self.price_year,
-                         self.coverage.get(county_code, {}), self.cfg.checks)
+                         self.coverage.get(county_code, {}), self.cfg.checks, self.complete_indicator_set,
+                         self.carbon_pools)
 
 
 def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, *, checks: bool = True) -> PreparedRun:
@@ -93,7 +110,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
     problems: list[InputProblem] = []
 
     scheme = ref.schemes.get(cfg.landcover_scheme)
-    if scheme is None:
+    if scheme is None and cfg.user_scheme_file is None:
         problems.append(InputProblem(cfg_file, "landcover_scheme", f"unknown scheme {cfg.landcover_scheme!r}",
                                      f"use one of {', '.join(ref.schemes)}"))
     if price_year not in ref.cpi_index:  # checked once here, not once per service price
@@ -101,7 +118,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
                                      f"{ref.path('cpi.csv')} ({min(ref.cpi_index)}-{max(ref.cpi_index)})",
                                      f"choose a price_year in {min(ref.cpi_index)}-{max(ref.cpi_index)}, or add "
                                      f"the NBS CPI change of {price_year} to the CPI table"))
-    services, found = _check_services(cfg, cfg_file, ref, price_year if price_year in ref.cpi_index else None)
+    services, found = _check_services(cfg, cfg_file, ref, price_year if price_year in ref.cpi_index else None, year)
     problems += found
     counties, found = _read_counties(cfg, county)
     problems += found
@@ -123,22 +140,31 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
                 problems += found
                 coverage = {code: {"landcover": inside_share(*a)} for code, a in areas.items()}
         # Counties off the land cover are reported once, there, not again by every auxiliary raster.
-        on_landcover = None if counties is None or not checks else \
+        on_landcover = None if counties is None else counties if not checks else \
             counties[[coverage.get(c, {}).get("landcover", 0.0) > 0 for c in counties["county_code"]]]
-        aux, found = _open_auxiliary(cfg, cfg_file, services, year, on_landcover,
-                                     landcover.crs if landcover is not None else None, stack, coverage)
+        means: dict[str, dict[str, float]] = {}
+        aux, found = _open_auxiliary(cfg, cfg_file, ref, services, year, on_landcover,
+                                     landcover.crs if landcover is not None else None, stack, coverage, means, checks)
         problems += found
 
         statistics: dict[str, dict[str, float]] = {}
         fields = {f for key, _ in services for f in REGISTRY[key].statistics_fields}
-        if scheme is not None and scheme.needs_paddy_share:
-            fields.add("paddy_share")
+        if scheme is not None:
+            fields |= set(scheme.share_fields)
         if fields and counties is not None:
             statistics, found = _load_statistics(cfg, cfg_file, sorted(fields), counties, year)
             problems += found
+            if scheme is not None:
+                problems += _split_problems(cfg, scheme, statistics, year)
+        tables, found = _load_tables(cfg, cfg_file, services, counties, year)
+        problems += found
+        vectors, found = _load_vectors(cfg, cfg_file, services, counties)
+        problems += found
+        pools, found = _load_carbon_pools(cfg, scheme)
+        problems += found
 
         prepared = PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
-                               coverage, areas)
+                               coverage, areas, means, tables, vectors, pools)
         if problems:
             # The run fails anyway: check the land-cover codes now so every problem is reported at
             # once (in a valid run they are checked during the accounting pass, one decode per run).
@@ -146,7 +172,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
                     and not any(p.file == str(lc_path) for p in problems):
                 problems += landcover_code_problems(prepared)
             raise InputValidationError(problems)
-        lineage = _lineage(cfg, ref, year, lc_path, {a.name: a.path for a in aux}) if checks else {}
+        lineage = _lineage(cfg, ref, year, lc_path, {a.name: a.path for a in aux}, services) if checks else {}
         prepared.lineage = lineage
         prepared._stack = stack.pop_all()
         return prepared
@@ -216,7 +242,7 @@ def landcover_code_problems(prepared: PreparedRun) -> list[InputProblem]:
     return engine.unknown_code_problems(p, engine.merge(p, engine.tally_local(p)))
 
 
-def _check_services(cfg: RunConfig, cfg_file: str, ref: ReferenceData, price_year: int | None):
+def _check_services(cfg: RunConfig, cfg_file: str, ref: ReferenceData, price_year: int | None, year: int):
     """Enabled services with validated options; each must have a price in its quantity's unit
     (indexed to ``price_year``; ``None``: the price year is already reported as unusable)."""
     problems, services = [], []
@@ -236,11 +262,16 @@ def _check_services(cfg: RunConfig, cfg_file: str, ref: ReferenceData, price_yea
                 loc = ".".join(str(x) for x in err["loc"])
                 problems.append(InputProblem(cfg_file, f"services.{key}.{loc}", err["msg"], "correct the option"))
             continue
-        try:
-            if price_year is not None:
-                index_price(ref, svc.price_key(opts), price_year, svc.quantity_unit(opts))
-        except InputValidationError as exc:
-            problems.extend(exc.problems)
+        if price_year is not None:
+            ctx = ServiceContext(ref, opts, {}, "", year)
+            for ind in svc.indicators(opts):
+                price_key = svc.price_key(ind, ctx)
+                try:
+                    if price_key is not None:
+                        index_price(ref, price_key, price_year, ind.unit)
+                except InputValidationError as exc:
+                    problems.extend(InputProblem(p.file, p.field, f"{p.problem} (service {key}, indicator "
+                                                 f"{ind.key}, accounting year {year})", p.fix) for p in exc.problems)
         services.append((key, opts))
     return services, problems
 
@@ -259,38 +290,106 @@ def _read_counties(cfg: RunConfig, county: str | None):
     return counties[counties["county_code"] == county].reset_index(drop=True), []
 
 
-def _open_auxiliary(cfg: RunConfig, cfg_file: str, services, year: int, counties, lc_crs,
-                    stack: contextlib.ExitStack, coverage: dict[str, dict[str, float]]):
-    """Open the auxiliary rasters the enabled services need; check units, values and county
-    coverage (``counties``: those to check, None: no checks). Coverage shares go into ``coverage``."""
+def _open_auxiliary(cfg: RunConfig, cfg_file: str, ref: ReferenceData, services, year: int, counties, lc_crs,
+                    stack: contextlib.ExitStack, coverage: dict[str, dict[str, float]],
+                    means: dict[str, dict[str, float]], report: bool):
+    """Open the auxiliary rasters the enabled services need (deriving those computed from others:
+    the LS factor from a DEM, the sum of a multi-band raster's bands); check units, values and
+    county coverage (``counties``: those to measure, None: none). Coverage shares go into
+    ``coverage`` and each county's mean of valid cells into ``means`` (the ``county_mean`` fill);
+    problems are reported when ``report``."""
     problems: list[InputProblem] = []
     aux: list[AuxSpec] = []
-    needed = {a.name: (a, key) for key, _ in services for a in REGISTRY[key].aux_inputs}
+    needed = {a.name: (a, key) for key, opts in services for a in REGISTRY[key].inputs_needed(opts)}
     for name, (aux_input, svc_key) in needed.items():
-        acfg = cfg.auxiliary.get(name)
-        if acfg is None:
-            problems.append(InputProblem(cfg_file, f"auxiliary.{name}",
-                                         f"service {svc_key} needs the auxiliary raster {name!r}",
-                                         f"add [auxiliary.{name}] with path, unit = \"{aux_input.unit}\""))
+        source, found = _auxiliary_source(cfg, cfg_file, ref, aux_input, svc_key, year)
+        problems += found
+        if source is None:
             continue
-        if acfg.unit != aux_input.unit:
-            problems.append(InputProblem(cfg_file, f"auxiliary.{name}.unit",
-                                         f"unit {acfg.unit!r} but {svc_key} expects {aux_input.unit!r}",
-                                         f"convert with `scale` and set unit = \"{aux_input.unit}\""))
-        path = acfg.path_for(year)
+        path, scale, resampling = source
         ds, found = io.open_raster(path, f"auxiliary.{name}")
         problems += found
         if ds is None:
             continue
         stack.enter_context(ds)
         if counties is not None and lc_crs is not None:
-            problems += _check_aux_values(cfg, path, aux_input, acfg.scale, ds, counties, lc_crs, coverage)
-        aux.append(AuxSpec(name, path, acfg.scale, acfg.resampling))
+            found = _check_aux_values(cfg, path, aux_input, scale, ds, counties, lc_crs, coverage, means)
+            problems += found if report else []
+        aux.append(AuxSpec(name, path, scale, resampling))
     return tuple(aux), problems
 
 
+def _auxiliary_source(cfg: RunConfig, cfg_file: str, ref: ReferenceData, aux_input: AuxInput, svc_key: str, year: int):
+    """(path, scale, resampling) of an auxiliary input: as configured (several bands summed once
+    into a cached layer), or derived from its sources (cached); else the problem."""
+    name, acfg = aux_input.name, cfg.auxiliary.get(aux_input.name)
+    if acfg is not None:
+        if acfg.unit != aux_input.unit:
+            return None, [InputProblem(cfg_file, f"auxiliary.{name}.unit",
+                                       f"unit {acfg.unit!r} but {svc_key} expects {aux_input.unit!r}",
+                                       f"convert with `scale` and set unit = \"{aux_input.unit}\"")]
+        path = acfg.path_for(year)
+        if acfg.bands == [1]:
+            return (path, acfg.scale, acfg.resampling), []
+        found = _check_bands(path, name, acfg.bands)
+        if found:
+            return None, found
+        out = _cached(cfg, f"{name}-bands", [path], repr(acfg.bands),
+                      lambda target: derived.sum_bands(path, acfg.bands, target))
+        return (out, acfg.scale, acfg.resampling), []
+    layer = aux_input.derived
+    if layer is None or not all(s in cfg.auxiliary for s in layer.sources):
+        via = f", or [auxiliary.{'], ['.join(layer.sources)}] to derive it from" if layer else ""
+        return None, [InputProblem(cfg_file, f"auxiliary.{name}", f"service {svc_key} needs the auxiliary raster {name!r}",
+                                   f"add [auxiliary.{name}] with path, unit = \"{aux_input.unit}\"{via}")]
+    sources, problems = {}, []
+    for s in layer.sources:
+        scfg = cfg.auxiliary[s]
+        if scfg.unit != AUXILIARY[s].unit or scfg.scale != 1.0 or scfg.bands != [1]:
+            problems.append(InputProblem(cfg_file, f"auxiliary.{s}", f"a source of the derived {name} must be one band "
+                                         f"in {AUXILIARY[s].unit!r} with scale 1", f"give {s} in {AUXILIARY[s].unit}"))
+        sources[s] = scfg.path_for(year)
+        if not sources[s].is_file():
+            problems.append(InputProblem(str(sources[s]), f"auxiliary.{s}", "file not found",
+                                         "check the path in the run configuration"))
+    if problems:
+        return None, problems
+    params = {p: ref.coefficient(p).value for p in layer.parameters}
+    out = _cached(cfg, name, list(sources.values()), repr(sorted(params.items())),
+                  lambda target: layer.compute(sources, params, target))
+    return (out, 1.0, "bilinear"), []
+
+
+def _check_bands(path: Path, name: str, bands: list[int]) -> list[InputProblem]:
+    if not path.is_file():
+        return [InputProblem(str(path), f"auxiliary.{name}", "file not found", "check the path in the run configuration")]
+    with rasterio.open(path) as ds:
+        if max(bands) > ds.count:
+            return [InputProblem(str(path), f"auxiliary.{name}.bands", f"bands {bands} asked for, but the raster has "
+                                 f"{ds.count} band(s)", f"use bands between 1 and {ds.count}")]
+    return []
+
+
+def _cached(cfg: RunConfig, name: str, sources: list[Path], params: str, compute) -> Path:
+    """A derived layer in the output directory's cache, keyed by the SHA-256 of its sources, its
+    parameters and the code of gep/derived.py; computed (atomically) when absent."""
+    code = sha256_file(Path(derived.__file__))
+    key = hashlib.sha256("|".join([name, params, code, *(sha256_file(p) for p in sources)]).encode()).hexdigest()
+    target = cfg.output_dir / CACHE / f"{name}-{key[:20]}.tif"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            compute(tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
 def _check_aux_values(cfg: RunConfig, path: Path, aux_input, scale: float, ds, counties: gpd.GeoDataFrame,
-                      lc_crs, coverage: dict[str, dict[str, float]]) -> list[InputProblem]:
+                      lc_crs, coverage: dict[str, dict[str, float]], means: dict[str, dict[str, float]]
+                      ) -> list[InputProblem]:
     """Each county must have valid auxiliary data over most of its area (outside the raster = no
     data), and every valid value inside the counties must be physically possible in the unit.
 
@@ -313,7 +412,10 @@ def _check_aux_values(cfg: RunConfig, path: Path, aux_input, scale: float, ds, c
             valid = ~np.ma.getmaskarray(arr) & np.isfinite(data)
             cover = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, z.row0,
                                              z.row1 - z.row0, z.col1 - z.col0)
-            covered = float((cover * valid).sum()) / (g.area / cell)
+            weight = cover * valid
+            covered = float(weight.sum()) / (g.area / cell)
+            if weight.sum() > 0:
+                means.setdefault(code, {})[name] = float((np.where(valid, data, 0.0) * weight).sum() / weight.sum())
             inside = data[valid & (cover > 0)]
             bad = inside[(inside < lo) | (inside > hi)]
             n_valid, n_bad = n_valid + inside.size, n_bad + bad.size
@@ -372,7 +474,7 @@ def _load_statistics(cfg, cfg_file, fields, counties, year):
         values = {}
         for f in fields:
             v = pd.to_numeric(rows.at[code, f], errors="coerce")
-            lo, hi = STATISTICS_RANGES.get(f, (-np.inf, np.inf))
+            lo, hi, _ = STATISTICS_FIELDS[f]
             if not np.isfinite(v) or not lo <= v <= hi:
                 problems.append(InputProblem(str(path), f, f"county {code} {year}: {rows.at[code, f]!r} is not a "
                                              f"number in [{lo}, {hi}]", "correct the value", county=code))
@@ -381,15 +483,166 @@ def _load_statistics(cfg, cfg_file, fields, counties, year):
     return out, problems
 
 
-def _lineage(cfg: RunConfig, ref: ReferenceData, year: int, lc_path: Path, aux_paths: dict[str, Path]) -> dict[str, str]:
+def _split_problems(cfg: RunConfig, scheme: LandCoverScheme, statistics: dict[str, dict[str, float]], year: int
+                    ) -> list[InputProblem]:
+    """The shares splitting a land-cover class must leave a non-negative rest in every county."""
+    problems = []
+    for code, values in statistics.items():
+        for cls in scheme.classes.values():
+            if cls.split and all(f in values for f in cls.share_fields):
+                try:
+                    cls.type_shares(values)
+                except ValueError as exc:
+                    problems.append(InputProblem(str(cfg.statistics.path), ", ".join(cls.share_fields),
+                                                 f"county {code} {year}: {exc}", "correct the shares", county=code))
+    return problems
+
+
+def _load_tables(cfg: RunConfig, cfg_file: str, services, counties, year: int):
+    """Per-county tables the services need, as county -> table -> key -> value; every county and
+    key of the year must have a finite, non-negative value."""
+    merged = {}
+    for key, _ in services:  # several services may read one table: the union of their keys
+        for t in REGISTRY[key].table_inputs:
+            merged[t.name] = (t, sorted(set(merged.get(t.name, (t, []))[1]) | set(t.keys)))
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    problems: list[InputProblem] = []
+    for name, (t, keys) in merged.items():
+        users = ", ".join(key for key, _ in services if any(x.name == name for x in REGISTRY[key].table_inputs))
+        tcfg = cfg.tables.get(name)
+        if tcfg is None:
+            problems.append(InputProblem(cfg_file, f"tables.{name}", f"services {users} need the table {name!r}",
+                                         f"add [tables.{name}] path = \"{name}.csv\" (columns county_code, year, "
+                                         f"{t.key_column}, {t.value_column}, source)"))
+            continue
+        df, found = io.read_county_table(tcfg.path, name, t.key_column, t.value_column)
+        problems += found
+        if df is None or counties is None:
+            continue
+        rows = df[df["year"] == year]
+        for code in counties["county_code"]:
+            here = rows[rows.county_code == code].set_index(t.key_column)[t.value_column]
+            values = {}
+            for k in keys:
+                v = pd.to_numeric(here.get(k), errors="coerce") if k in here.index else np.nan
+                if not np.isfinite(v) or v < 0:
+                    problems.append(InputProblem(str(tcfg.path), f"{t.key_column}={k}", f"county {code} {year}: "
+                                                 f"{'no row' if k not in here.index else repr(here.get(k))} for "
+                                                 f"{k} ({t.unit}), needed by {users}",
+                                                 f"add a row county_code={code}, year={year}, {t.key_column}={k} with "
+                                                 f"a non-negative {t.value_column}", county=code))
+                    continue
+                values[k] = float(v)
+            out.setdefault(code, {})[name] = values
+    return out, problems
+
+
+def _load_vectors(cfg: RunConfig, cfg_file: str, services, counties):
+    """Vector layers the services read, as county -> layer -> features in the county: a polygon
+    feature with its whole area and the share inside the county, a point with its value."""
+    needed = {v.name: (v, key) for key, _ in services for v in REGISTRY[key].vector_inputs}
+    out: dict[str, dict[str, list[dict]]] = {}
+    problems: list[InputProblem] = []
+    for name, (v, svc_key) in needed.items():
+        vcfg = cfg.vectors.get(name)
+        if vcfg is None:
+            continue  # the service writes a row saying the layer is missing
+        if v.value_unit is not None and (vcfg.value_field is None or vcfg.unit != v.value_unit):
+            problems.append(InputProblem(cfg_file, f"vectors.{name}", f"{svc_key} needs value_field with unit = "
+                                         f"\"{v.value_unit}\"", f"set value_field and unit = \"{v.value_unit}\""))
+            continue
+        gdf, found = io.read_vector_layer(vcfg.path, vcfg.layer, vcfg.name_field, vcfg.value_field, name, v.geometry)
+        problems += found
+        if gdf is None or counties is None:
+            continue
+        if gdf.crs != counties.crs:
+            problems.append(InputProblem(str(vcfg.path), "crs", f"layer CRS {gdf.crs.to_string()} differs from the "
+                                         f"boundaries' {counties.crs.to_string()}", "reproject the layer to the "
+                                         "boundaries' CRS (e.g. ogr2ogr -t_srs)"))
+            continue
+        for code, geom in zip(counties["county_code"], counties.geometry):
+            features = []
+            for fname, fgeom, value in zip(gdf["name"], gdf.geometry, gdf.get("value", [None] * len(gdf))):
+                if v.geometry == "point":
+                    if geom.covers(fgeom):
+                        features.append({"name": fname, "value": float(value)})
+                    continue
+                if not geom.intersects(fgeom):
+                    continue
+                whole = polygon_area_m2(fgeom, counties.crs, cfg.area_model)
+                inside = polygon_area_m2(geom.intersection(fgeom), counties.crs, cfg.area_model)
+                if inside > 0:
+                    features.append({"name": fname, "area_km2": whole / 1e6, "share_in_county": inside / whole})
+            out.setdefault(code, {})[name] = features
+    return out, problems
+
+
+POOL_COLUMNS = ("lucode", "c_above", "c_below", "c_soil", "c_dead")
+
+
+def _load_carbon_pools(cfg: RunConfig, scheme: LandCoverScheme | None) -> tuple[CarbonPools | None, list[InputProblem]]:
+    """The carbon pools table (InVEST Carbon layout): a row for every class code of the scheme."""
+    if cfg.carbon_stock is None:
+        return None, []
+    path = cfg.carbon_stock.pools
+    if not path.is_file():
+        return None, [InputProblem(str(path), "carbon_stock.pools", "file not found", "point it at the pools CSV")]
+    try:
+        df = pd.read_csv(path, comment="#")
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        return None, [InputProblem(str(path), "(file)", f"not a readable CSV: {exc}", "save it as UTF-8 CSV")]
+    missing = [c for c in POOL_COLUMNS if c not in df.columns]
+    if missing:
+        return None, [InputProblem(str(path), ", ".join(missing), "column(s) missing",
+                                   f"use InVEST Carbon's columns {list(POOL_COLUMNS)} [t C/ha]")]
+    values = df[list(POOL_COLUMNS[1:])].apply(pd.to_numeric, errors="coerce")
+    bad = df.lucode[~(values >= 0).all(axis=1)].tolist()
+    problems = [InputProblem(str(path), "c_above..c_dead", f"not a non-negative density for lucode {bad[:10]}",
+                             "give every pool in t C/ha")] if bad else []
+    if scheme is not None:
+        absent = sorted(set(scheme.classes) - set(df.lucode.astype(int)))
+        if absent:
+            problems.append(InputProblem(str(path), "lucode", f"no pools for land-cover codes {absent} of scheme "
+                                         f"{scheme.key!r}", "add a row per code (0 for built-up or water if so)"))
+    if problems:
+        return None, problems
+    pools = {int(r.lucode): (float(r.c_above), float(r.c_below), float(r.c_soil), float(r.c_dead))
+             for r in df.itertuples()}
+    source = df.get("source", pd.Series([""] * len(df)))
+    tag = df.get("tag", pd.Series([""] * len(df)))
+    sources = {int(c): f"[{t}] {s}".strip() for c, t, s in zip(df.lucode, tag.fillna(""), source.fillna(""))}
+    return CarbonPools(str(path), pools, sources), []
+
+
+def _lineage(cfg: RunConfig, ref: ReferenceData, year: int, lc_path: Path, aux_paths: dict[str, Path], services
+             ) -> dict[str, str]:
     files = {"boundaries": cfg.boundaries.path, f"landcover_{year}": lc_path, **{f"aux_{k}": p for k, p in aux_paths.items()}}
     if cfg.statistics:
         files["statistics"] = cfg.statistics.path
+    used = {t.name for key, _ in services for t in REGISTRY[key].table_inputs}
+    files |= {f"table_{k}": t.path for k, t in cfg.tables.items() if k in used}
+    layers = {v.name for key, _ in services for v in REGISTRY[key].vector_inputs}
+    files |= {f"vector_{k}": v.path for k, v in cfg.vectors.items() if k in layers}
+    if cfg.carbon_stock:
+        files["carbon_pools"] = cfg.carbon_stock.pools
+        base = cfg.carbon_stock.baseline_year
+        if base is not None and base != year:
+            files[f"landcover_{base}"] = cfg.landcover[base]
     lineage = {"gep_version": version("gep"), "area_model": cfg.area_model,
                "landcover_scheme": cfg.landcover_scheme, "price_year": str(cfg.price_year_for(year))}
     lineage |= {f"sha256:{k}": sha256_file(Path(p)) for k, p in files.items()}
     lineage |= {f"sha256:configs/{k}": v for k, v in ref.file_hashes.items()}
     return lineage
+
+
+def method_choices(cfg: RunConfig, year: int, services) -> dict:
+    """Every method choice of a run: scheme, area model, price year and each service's options
+    with their defaults (the switches: climate water term, paddy crediting, carbon price rule,
+    CO2/O2 pairing, humidifier, ...)."""
+    return {"landcover_scheme": cfg.landcover_scheme, "area_model": cfg.area_model,
+            "price_year": cfg.price_year_for(year),
+            "services": {key: opts.model_dump() for key, opts in services},
+            "carbon_stock": cfg.carbon_stock.model_dump(mode="json") if cfg.carbon_stock else None}
 
 
 def account(prepared: PreparedRun, workers: int | None = None, strip_pixels: int | None = None
@@ -404,6 +657,10 @@ def account_with(prepared: PreparedRun, tally, strip_pixels: int | None = None) 
     """The accounts, with ``tally(plan) -> {strip: tallies}`` running the strips (threads here,
     Prefect tasks in a flow)."""
     p = engine.plan(prepared, strip_pixels or prepared.cfg.compute.strip_pixels)
+    baseline = carbon_baseline_areas(prepared)
+    if baseline:
+        for code, acc in p.accountants.items():
+            acc.job.carbon_baseline = (prepared.cfg.carbon_stock.baseline_year, baseline.get(code, {}))
     results = engine.finish(p, tally(p))
     problems = default_fill_problems(prepared, results)
     if problems:
@@ -411,6 +668,32 @@ def account_with(prepared: PreparedRun, tally, strip_pixels: int | None = None) 
     for r in results:
         log.info(describe(r))
     return results
+
+
+def carbon_baseline_areas(prepared: PreparedRun) -> dict[str, dict[int, float]]:
+    """Class areas [m^2] per county of the carbon stock's baseline land cover (an extent-only pass
+    over that year's raster), when a baseline other than the run's year is configured."""
+    cs = prepared.cfg.carbon_stock
+    if cs is None or cs.baseline_year is None or cs.baseline_year == prepared.year:
+        return {}
+    path = prepared.cfg.landcover[cs.baseline_year]
+    lc, problems = io.open_raster(path, f"landcover.{cs.baseline_year}")
+    if lc is None:
+        raise InputValidationError(problems)
+    with lc:
+        if CRS.from_user_input(lc.crs) != CRS.from_user_input(prepared.landcover.crs):
+            raise InputValidationError([InputProblem(str(path), "crs", f"the carbon stock's baseline land cover is in "
+                                                     f"{lc.crs.to_string()}, the run's in {prepared.landcover.crs.to_string()}",
+                                                     "give both years' land cover in one CRS")])
+        base = replace(prepared, year=cs.baseline_year, landcover=lc, aux=(), services=[])
+        p = engine.plan(base, extent_only=True)
+        merged = engine.merge(p, engine.tally_local(p))
+        problems = engine.unknown_code_problems(p, merged)
+        if problems:
+            raise InputValidationError(problems)
+    codes = list(prepared.scheme.classes)
+    return {code: {c: float(t.class_area_m2[c]) for c in codes if c < len(t.class_area_m2) - 1 and t.class_pixels[c] > 0}
+            for code, t in merged.items()}
 
 
 def default_fill_problems(prepared: PreparedRun, results: list[CountyAccounts]) -> list[InputProblem]:
@@ -447,7 +730,9 @@ def tables(prepared: PreparedRun, results: list[CountyAccounts], metadata: dict[
            ) -> dict[tuple[str, int, str], pa.Table]:
     """Every county's partitions as Arrow tables, each dataset checked against its schema as a
     whole (types, bounds, finite numbers, unique keys) before anything is written."""
-    meta = {"lineage": json.dumps(prepared.lineage, sort_keys=True), **metadata}
+    meta = {"lineage": json.dumps(prepared.lineage, sort_keys=True),
+            "method_choices": json.dumps(method_choices(prepared.cfg, prepared.year, prepared.services), sort_keys=True,
+                                         ensure_ascii=False), **metadata}
     out: dict[tuple[str, int, str], pa.Table] = {}
     for dataset in vocabulary.DATA_DATASETS:
         for acc in results:
@@ -463,6 +748,7 @@ def gep_table(results: list[CountyAccounts]) -> pd.DataFrame:
 
 def summary(gep: pd.DataFrame) -> pd.DataFrame:
     """County summary table (one row per county) for loan officers and the console."""
-    return gep.assign(regulating_yi_cny=gep.regulating_cny / 1e8, gep_per_km2_yi_cny=gep.gep_per_km2_cny / 1e8)[
-        ["county_code", "county_name", "year", "gep_yi_cny", "regulating_yi_cny", "area_km2", "gep_per_km2_yi_cny",
-         "plausibility_flag", "quality_flag"]]
+    return gep.assign(regulating_yi_cny=gep.regulating_cny / 1e8, gep_per_km2_yi_cny=gep.gep_per_km2_cny / 1e8,
+                      gep_low_yi_cny=gep.gep_cny_low / 1e8, gep_high_yi_cny=gep.gep_cny_high / 1e8)[
+        ["county_code", "county_name", "year", "gep_yi_cny", "gep_low_yi_cny", "gep_high_yi_cny", "regulating_yi_cny",
+         "area_km2", "gep_per_km2_yi_cny", "plausibility_flag", "quality_flag"]]

@@ -152,6 +152,9 @@ class RecordedRun:
             self.record["inputs_sha256"] = json.dumps({k.removeprefix("sha256:"): v for k, v in lineage.items()
                                                        if k.startswith("sha256:")}, sort_keys=True)
             self.key = self.record["input_key"] = input_key(self.cfg, self.year, lineage)
+            choices = pipeline.method_choices(self.cfg, self.year, self.prepared.services)
+            self.record["method_choices"] = json.dumps(choices | {"checks": self.cfg.checks.model_dump()},
+                                                       sort_keys=True, ensure_ascii=False)
         return self.prepared
 
     def county_codes(self) -> list[str]:
@@ -185,9 +188,12 @@ class RecordedRun:
         rows: dict[str, int] = {}
         for (dataset, _, _), t in tables.items():
             rows[dataset] = rows.get(dataset, 0) + t.num_rows
-        flagged = {r.gep.county_code.iloc[0]: "; ".join(
-            f for f in (r.gep.quality_flag.iloc[0], r.gep.plausibility_flag.iloc[0]) if f != "ok")
-            for r in results if (r.gep.quality_flag.iloc[0], r.gep.plausibility_flag.iloc[0]) != ("ok", "ok")}
+        flagged = {}
+        for r in results:
+            flags = [f for f in (r.gep.quality_flag.iloc[0], r.gep.plausibility_flag.iloc[0])
+                     if f != "ok" and not f.startswith("not checked")]
+            if flags:
+                flagged[r.gep.county_code.iloc[0]] = "; ".join(flags)
         self.record.update(outcome="succeeded", rows=json.dumps(rows), partitions_written=len(files),
                            counties_flagged=json.dumps(flagged, ensure_ascii=False) if flagged else None)
         return files

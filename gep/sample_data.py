@@ -11,9 +11,13 @@ shaped like the place, from coarse hand-placed features, not from observations:
 - per-county class shares set near published figures (Huzhou forest cover ~48 %, Jiaxing forest
   land ~545 km²); from 2015 to 2020 some cropland becomes built-up and some land is afforested.
 
-Auxiliary rasters (also SYNTHETIC): annual precipitation on a 1 km (0.01°) grid, actual ET on a
-~500 m geographic grid with no data over water (as MODIS MOD16), NPP on a 500 m UTM 50N grid (as
-MODIS MOD17, kg C m⁻² a⁻¹). Every file carries a SYNTHETIC tag in its metadata.
+Auxiliary inputs (also SYNTHETIC): monthly precipitation (12 bands) on a 1 km (0.01°) grid, actual ET
+on a ~500 m geographic grid with no data over water (as MODIS MOD16), NPP on a 500 m UTM 50N grid (as
+MODIS MOD17, kg C m⁻² a⁻¹), a 30 m DEM (the Tianmu hills to about 1,500 m in the west, the plain at a
+few metres), rainfall erosivity, soil sand/silt/clay/organic carbon on 1 km grids, vegetation cover
+at ~250 m; lakes (Taihu as a whole lake, and a few plain lakes burnt into the land cover) and
+reservoirs in the western hills as vector layers, with ILLUSTRATIVE names and storages; and a county
+emissions table (ILLUSTRATIVE). Every raster carries a SYNTHETIC tag in its metadata.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 from scipy import ndimage
-from shapely.geometry import LineString, Polygon
+from shapely.geometry import LineString, Point, Polygon
+from shapely.affinity import scale as scale_geometry
 
 from gep import io
 from gep.config import RunConfig
@@ -76,6 +81,14 @@ ESTUARY = [(120.25, 30.20), (120.25, 30.30), (120.45, 30.32), (120.62, 30.335), 
            (120.90, 30.355), (120.90, 30.20)]
 QIANTANG = [(120.20, 30.285), (120.45, 30.305), (120.62, 30.32), (120.75, 30.335), (120.92, 30.345)]
 TAIHU = (120.23, 31.22, 0.34, 0.27)  # centre lon, lat; semi-axes in degrees
+# Plain lakes (荡/漾) burnt into the land cover as water [E]: centre lon, lat, radius (deg); names ILLUSTRATIVE.
+PLAIN_LAKES = [("illustrative lake 1 (Nanxun)", 120.36, 30.80, 0.012), ("illustrative lake 2 (Wuxing)", 120.17, 30.83, 0.008),
+               ("illustrative lake 3 (Deqing east)", 120.08, 30.57, 0.011), ("illustrative lake 4 (Jiashan)", 120.88, 30.92, 0.016),
+               ("illustrative lake 5 (Xiuzhou)", 120.66, 30.84, 0.009), ("illustrative lake 6 (Nanhu)", 120.80, 30.76, 0.006)]
+# Reservoirs in the western hills [E]: name, lon, lat, total storage [1e4 m3]; ILLUSTRATIVE, not the real dams.
+RESERVOIRS = [("illustrative reservoir 1 (Anji)", 119.60, 30.52, 11_000.0), ("illustrative reservoir 2 (Anji)", 119.50, 30.60, 21_000.0),
+              ("illustrative reservoir 3 (Deqing)", 119.84, 30.58, 14_000.0), ("illustrative reservoir 4 (Changxing)", 119.70, 30.98, 11_000.0),
+              ("illustrative reservoir 5 (Changxing)", 119.78, 31.05, 1_500.0)]
 
 
 def grid(res: float = CLCD_RES) -> tuple[rasterio.Affine, int, int]:
@@ -164,6 +177,7 @@ def make_landcover(counties: gpd.GeoDataFrame, res: float = CLCD_RES
     lc[(county_ids == 0) & taihu] = WATER
     lc[estuary] = WATER
     lc[sea] = 0
+    lakes = _lake_mask(transform, shape)
     lc2020 = lc.copy()
 
     flat_lc, flat_2020 = lc.reshape(-1), lc2020.reshape(-1)
@@ -201,7 +215,20 @@ def make_landcover(counties: gpd.GeoDataFrame, res: float = CLCD_RES
         cand = np.flatnonzero((out20 == CROP) | (out20 == GRASS))
         out20[_pick(hill_f[idx] + 0.1 * fine_f[idx], cand, round(AFFORESTATION * n))] = FOREST
         flat_2020[idx] = out20
-    return lc, lc2020, transform
+    for arr in (lc, lc2020):
+        arr[lakes & (county_ids > 0)] = WATER
+    return lc, lc2020, transform, hill
+
+
+def lake_polygons() -> list[tuple[str, Polygon]]:
+    """The sample's lakes: Taihu whole (an ellipse, mostly beyond the counties) and the plain lakes."""
+    cx, cy, ax, ay = TAIHU
+    taihu = scale_geometry(Point(cx, cy).buffer(1.0, 64), ax, ay)
+    return [("Taihu (synthetic outline)", taihu)] + [(n, Point(x, y).buffer(r, 32)) for n, x, y, r in PLAIN_LAKES]
+
+
+def _lake_mask(transform, shape) -> np.ndarray:
+    return rasterize(((g, 1) for _, g in lake_polygons()[1:]), out_shape=shape, transform=transform, dtype=np.uint8) > 0
 
 
 # Per-class values used to build the coarse auxiliary rasters [E, methodology §6.3 ranges].
@@ -225,20 +252,81 @@ def _class_mean(lc: np.ndarray, table: dict[int, float], factor: int) -> np.ndar
 
 
 def _write(path: Path, arr: np.ndarray, transform, crs: str, nodata, description: str, unit: str = "") -> None:
+    """A tiled, compressed GeoTIFF (``arr`` of 2 dimensions, or 3 for several bands), tagged SYNTHETIC."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = dict(driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1, dtype=arr.dtype.name,
+    bands = arr if arr.ndim == 3 else arr[None]
+    profile = dict(driver="GTiff", width=arr.shape[-1], height=arr.shape[-2], count=bands.shape[0], dtype=arr.dtype.name,
                    crs=crs, transform=transform, nodata=nodata, compress="deflate", predictor=2 if arr.dtype == np.uint8 else 3,
                    tiled=True, blockxsize=512, blockysize=512)
     tmp = path.with_name(path.name + ".partial")
     with rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(arr, 1)
+        dst.write(bands)
         dst.update_tags(SYNTHETIC="yes", DESCRIPTION=description, UNIT=unit, LABEL=LABEL)
     tmp.replace(path)
 
 
+MONTHLY_SHARE = np.array([0.055, 0.06, 0.085, 0.085, 0.095, 0.155, 0.11, 0.11, 0.09, 0.05, 0.055, 0.05],
+                         dtype=np.float32)  # northern Zhejiang: plum rains in June, typhoons Aug-Sep [E]
+COVER = {CROP: 0.45, FOREST: 0.86, SHRUB: 0.65, GRASS: 0.55, WATER: np.nan, BARREN: 0.05, BUILT: 0.12, WETLAND: 0.50}
+
+
+def make_dem(hill: np.ndarray, seed: int = SEED) -> np.ndarray:
+    """Elevation [m] on the land-cover grid from the hill index: a plain at 2-6 m, the Tianmu hills
+    rising to about 1,500 m in the south-west, with valleys and ridges of a few hundred metres [E]."""
+    rng = np.random.default_rng(seed + 7)
+    relief = np.clip((hill - 0.30) / 0.70, 0.0, 1.0)
+    ridges = smooth_noise(rng, hill.shape, 40) - 0.5
+    fine = smooth_noise(rng, hill.shape, 8) - 0.5
+    dem = 2.0 + 4.0 * smooth_noise(rng, hill.shape, 200) + 1400.0 * relief ** 1.6 + relief * (420.0 * ridges + 60.0 * fine)
+    return np.maximum(dem, 0.5).astype(np.float32)
+
+
+def _soil(rng, shape, hill_share) -> dict[str, np.ndarray]:
+    """Soil sand/silt/clay/organic carbon [%] on a 1 km grid: hill red soils are sandier and poorer in
+    carbon than the plain's paddy soils [E]."""
+    n = lambda cell: smooth_noise(rng, shape, cell) - 0.5  # noqa: E731
+    sand = 15 + 22 * hill_share + 8 * n(6)
+    clay = 30 + 3 * hill_share + 5 * n(9)
+    silt = 100 - sand - clay
+    soc = 1.9 - 0.5 * hill_share + 0.3 * n(7)
+    return {"soil_sand": sand, "soil_silt": silt, "soil_clay": clay, "soil_organic_carbon": soc}
+
+
+def _write_static(cfg: RunConfig, hill: np.ndarray, transform, lc: np.ndarray) -> list[Path]:
+    """Inputs the same for every year: DEM, soils, lakes, reservoirs (the emissions table is committed)."""
+    written = []
+    dem_path = cfg.auxiliary["dem"].path_for(0)
+    _write(dem_path, make_dem(hill), transform, "EPSG:4326", -9999.0, "SYNTHETIC DEM, 30 m", "m")
+    written.append(dem_path)
+    rng = np.random.default_rng(SEED + 11)
+    f = 37
+    hill_share = ndimage.gaussian_filter(np.nan_to_num(_class_mean(lc, {FOREST: 1.0, SHRUB: 1.0, GRASS: 0.5, CROP: 0.0,
+                                                                           BUILT: 0.0, WATER: 0.0, WETLAND: 0.0,
+                                                                           BARREN: 0.0}, f), nan=0.0), 4)
+    t1 = rasterio.Affine(transform.a * f, 0, transform.c, 0, transform.e * f, transform.f)
+    for name, arr in _soil(rng, hill_share.shape, hill_share).items():
+        p = cfg.auxiliary[name].path_for(0)
+        _write(p, arr.astype(np.float32), t1, "EPSG:4326", -9999.0, f"SYNTHETIC {name}", "%")
+        written.append(p)
+    lakes = gpd.GeoDataFrame({"name": [n for n, _ in lake_polygons()]}, geometry=[g for _, g in lake_polygons()],
+                             crs="EPSG:4326")
+    res = gpd.GeoDataFrame({"name": [r[0] for r in RESERVOIRS], "storage_1e4_m3": [r[3] for r in RESERVOIRS]},
+                           geometry=[Point(r[1], r[2]) for r in RESERVOIRS], crs="EPSG:4326")
+    for key, gdf in (("lakes", lakes), ("reservoirs", res)):
+        path = cfg.vectors[key].path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        tmp.unlink(missing_ok=True)
+        gdf.assign(label="ILLUSTRATIVE (synthetic sample)").to_file(tmp, layer=cfg.vectors[key].layer, driver="GPKG")
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
 def ensure_sample(cfg: RunConfig, force: bool = False) -> list[Path]:
-    """Generate the sample rasters the configuration names unless all exist; returns what was written."""
+    """Generate the sample inputs the configuration names unless all exist; returns what was written."""
     targets = list(cfg.landcover.values()) + [a.path_for(y) for a in cfg.auxiliary.values() for y in cfg.years]
+    targets += [v.path for v in cfg.vectors.values()]
     if not force and all(p.is_file() for p in targets):
         return []
     b = cfg.boundaries
@@ -250,9 +338,9 @@ def ensure_sample(cfg: RunConfig, force: bool = False) -> list[Path]:
 
 def write_sample(cfg: RunConfig, counties: gpd.GeoDataFrame) -> list[Path]:
     """Write the sample land cover and auxiliary rasters to the paths the run configuration names."""
-    lc_by_year = dict(zip((2015, 2020), make_landcover(counties)[:2]))
-    transform, _, _ = grid()
-    written = []
+    lc15, lc20, transform, hill = make_landcover(counties)
+    lc_by_year = {2015: lc15, 2020: lc20}
+    written = _write_static(cfg, hill, transform, lc20)
     for year, lc in lc_by_year.items():
         if year not in cfg.landcover:
             continue
@@ -270,7 +358,20 @@ def write_sample(cfg: RunConfig, counties: gpd.GeoDataFrame) -> list[Path]:
         precip = (precip * YEAR_PRECIP_FACTOR.get(year, 1.0)).astype(np.float32)
         t1 = rasterio.Affine(transform.a * f, 0, transform.c, 0, transform.e * f, transform.f)
         pa = cfg.auxiliary["precipitation"].path_for(year)
-        _write(pa, precip, t1, "EPSG:4326", -9999.0, f"SYNTHETIC annual precipitation {year}", "mm/a")
+        monthly = (MONTHLY_SHARE[:, None, None] * precip[None]).astype(np.float32)
+        _write(pa, monthly, t1, "EPSG:4326", -9999.0, f"SYNTHETIC monthly precipitation {year} (12 bands, Jan-Dec)",
+               "mm/month")
+        r_factor = (3.9 * precip * (1 + 0.05 * (smooth_noise(rng, precip.shape, 10) - 0.5))).astype(np.float32)
+        _write(cfg.auxiliary["rainfall_erosivity"].path_for(year), r_factor, t1, "EPSG:4326", -9999.0,
+               f"SYNTHETIC rainfall erosivity {year}", "MJ mm/ha/h/a")
+        f9 = 9  # ~250 m
+        cover = _class_mean(lc, COVER, f9)
+        cover = np.where(np.isfinite(cover), np.clip(cover * (1 + 0.1 * (smooth_noise(rng, cover.shape, 12) - 0.5)), 0, 1),
+                         -9999).astype(np.float32)
+        t9 = rasterio.Affine(transform.a * f9, 0, transform.c, 0, transform.e * f9, transform.f)
+        _write(cfg.auxiliary["vegetation_cover"].path_for(year), cover, t9, "EPSG:4326", -9999.0,
+               f"SYNTHETIC fractional vegetation cover {year}", "1")
+        written += [cfg.auxiliary[k].path_for(year) for k in ("rainfall_erosivity", "vegetation_cover")]
         # Actual ET, ~500 m geographic grid, no data over water (as MOD16).
         f = 19
         t5 = rasterio.Affine(transform.a * f, 0, transform.c, 0, transform.e * f, transform.f)

@@ -32,6 +32,19 @@ def index_price(ref: ReferenceData, key: str, price_year: int, quantity_unit: st
     return IndexedPrice(price, price_year, ref.cpi_factor(price.price_year, price_year))
 
 
+def unit_price_range(ref: ReferenceData, price: IndexedPrice) -> tuple[float, float]:
+    """Lowest and highest unit price in price_year CNY among the central price and the ends of its
+    range, each indexed by CPI from its own price year (prices.csv low/low_price_year,
+    high/high_price_year). An end recorded as "high" may fall below the central price once both
+    are in the same year's CNY (the 2018 tax-based SO2 price is below S-Garze's 2010 cost in 2020
+    CNY): the range is the span of all three."""
+    candidates = [price.unit_price]
+    for side in ("low", "high"):
+        value, year = price.price.bound(side)
+        candidates.append(value * ref.cpi_factor(year, price.price_year))
+    return min(candidates), max(candidates)
+
+
 def value_cny(quantity: float, price: IndexedPrice) -> float:
     """Money value [CNY of price_year] = quantity [unit] × unit price [CNY/unit]."""
     return quantity * price.unit_price

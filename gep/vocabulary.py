@@ -60,32 +60,45 @@ EXTENT = (
     _c("pixel_count", F64, "pixel", "coverage-weighted number of land-cover pixels (x type_share)", **NONNEG),
 )
 
+STATUSES = ("accounted", "memo", "not_applicable", "no_method", "no_input")
 SERVICES = (
     COUNTY_CODE, COUNTY_NAME, YEAR,
-    _c("service", STR, "", "ecosystem service key (e.g. water_conservation)"),
+    _c("service", STR, "", "ecosystem service key (e.g. water_conservation); docs/services.md"),
     _c("service_zh", STR, "", "service name in Chinese (e.g. 水源涵养)"),
     _c("category", STR, "", "provisioning | regulating | cultural", allowed=CATEGORIES),
-    ECOSYSTEM_TYPE,
-    _c("area_ha", F64, "ha", "area of this ecosystem type credited by the service", **NONNEG),
-    _c("quantity", F64, "see quantity_unit", "physical quantity (功能量) supplied in the year", **NONNEG),
+    _c("indicator", STR, "", "physical indicator of the service (e.g. sediment, nitrogen, so2); 'all' on a row of a service not accounted"),
+    _c("ecosystem_type", STR, "", "GEP ecosystem type credited (ECOSYSTEM_TYPE); 'all' on a row of a service not accounted"),
+    _c("status", STR, "", "accounted (valued, summed into GEP) | memo (physical quantity for the audit trail, valued through other indicators) | not_applicable | no_method | no_input (not accounted: no quantity, no value, never a zero)", allowed=STATUSES),
+    _c("status_reason", STR, "", "why a service is not accounted (or what a memo row is); empty when accounted"),
+    _c("area_ha", F64, "ha", "area of this ecosystem type credited by the service (lakes: lake area in the county; reservoirs: 0)", nullable=True, **NONNEG),
+    _c("quantity", F64, "see quantity_unit", "physical quantity (功能量) supplied in the year, central estimate", nullable=True, **NONNEG),
+    _c("quantity_low", F64, "see quantity_unit", "low end of the quantity's range (coefficients at their low/high ends, interval arithmetic; README 'Ranges')", nullable=True, **NONNEG),
+    _c("quantity_high", F64, "see quantity_unit", "high end of the quantity's range", nullable=True, **NONNEG),
     _c("quantity_unit", STR, "", "unit of quantity"),
-    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY", **NONNEG),
-    _c("price_unit", STR, "", "unit of unit_price"),
+    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY", nullable=True, **NONNEG),
+    _c("unit_price_low", F64, "see price_unit", "low end of the price's range, from its own price year, in price_year CNY", nullable=True, **NONNEG),
+    _c("unit_price_high", F64, "see price_unit", "high end of the price's range, in price_year CNY", nullable=True, **NONNEG),
+    _c("price_unit", STR, "", "unit of unit_price", nullable=True),
     _c("price_year", I32, "a", "price year of unit_price and value_cny"),
-    _c("value_cny", F64, "CNY", "money value (价值量) = quantity x unit_price, in price_year CNY", **NONNEG),
-    _c("method", STR, "", "physical and valuation method"),
-    _c("price_key", STR, "", "key of the price in configs/prices.csv"),
-    _c("base_unit_price", F64, "see price_unit", "price as recorded in configs/prices.csv", **NONNEG),
-    _c("base_price_year", I32, "a", "year of base_unit_price"),
-    _c("cpi_factor", F64, "1", "CPI(price_year) / CPI(base_price_year) from configs/cpi.csv", minimum=0.0),
-    _c("price_source", STR, "", "source and evidence tag of the price"),
-    _c("parameters", STR, "", "coefficients used for this row, with unit and evidence tag"),
-    _c("default_filled_share", F64, "1", "share of the credited area whose auxiliary inputs came from per-class defaults (raster nodata)", **SHARE),
+    _c("value_cny", F64, "CNY", "money value (价值量) = quantity x unit_price, in price_year CNY; null unless status = accounted", nullable=True, **NONNEG),
+    _c("value_cny_low", F64, "CNY", "quantity_low x unit_price_low", nullable=True, **NONNEG),
+    _c("value_cny_high", F64, "CNY", "quantity_high x unit_price_high", nullable=True, **NONNEG),
+    _c("method", STR, "", "physical and valuation method, with the run's method switches"),
+    _c("price_key", STR, "", "key of the price in configs/prices.csv", nullable=True),
+    _c("base_unit_price", F64, "see price_unit", "price as recorded in configs/prices.csv", nullable=True, **NONNEG),
+    _c("base_price_year", I32, "a", "year of base_unit_price", nullable=True),
+    _c("cpi_factor", F64, "1", "CPI(price_year) / CPI(base_price_year) from configs/cpi.csv", nullable=True, minimum=0.0),
+    _c("price_source", STR, "", "item, evidence tag and source of the price"),
+    _c("parameters", STR, "", "coefficients used for this row: key[type]=value [low-high] unit (tag: source)"),
+    _c("notes", STR, "", "county-level step behind the row (emission and capacity of a min rule, lakes and reservoirs, statistics used)"),
+    _c("default_filled_share", F64, "1", "share of the credited area whose auxiliary inputs were filled by their rule (raster nodata)", nullable=True, **SHARE),
 )
 
 GEP = (
     COUNTY_CODE, COUNTY_NAME, YEAR,
-    _c("gep_cny", F64, "CNY", "GEP: sum of the value of all enabled services, price_year CNY", **NONNEG),
+    _c("gep_cny", F64, "CNY", "GEP: sum of value_cny of the accounted service rows, price_year CNY", **NONNEG),
+    _c("gep_cny_low", F64, "CNY", "sum of value_cny_low: GEP with every coefficient and price at the end of its range that lowers it", **NONNEG),
+    _c("gep_cny_high", F64, "CNY", "sum of value_cny_high", **NONNEG),
     _c("provisioning_cny", F64, "CNY", "provisioning services (物质产品) value", **NONNEG),
     _c("regulating_cny", F64, "CNY", "regulating services (调节服务) value", **NONNEG),
     _c("cultural_cny", F64, "CNY", "cultural services (文化服务) value", **NONNEG),
@@ -97,14 +110,33 @@ GEP = (
     _c("nodata_area_km2", F64, "km2", "part of the polygon inside the raster but nodata/excluded (sea, gaps)", **NONNEG),
     _c("outside_raster_area_km2", F64, "km2", "part of the polygon outside the land-cover raster", **NONNEG),
     _c("price_year", I32, "a", "price year of all values"),
-    _c("services", STR, "", "comma-separated services summed into GEP"),
+    _c("services", STR, "", "comma-separated services with a value in the county, summed into GEP"),
     _c("n_services", I32, "1", "number of services summed into GEP", **NONNEG),
-    _c("plausibility_flag", STR, "", "'ok' or why GEP per km2 is outside the 0.1-1.5e8 CNY/km2 range of methodology §11.2"),
+    _c("plausibility_flag", STR, "", "'ok', 'below range (rule)' or 'above range (rule)' for the 0.1-1.5e8 CNY/km2 of methodology §11.2, or 'not checked: why' (the rule applies to a complete indicator set only)"),
     _c("landcover_coverage_share", F64, "1", "share of the county polygon inside the land-cover raster", **SHARE),
     _c("aux_coverage_share", F64, "1", "smallest share of the county polygon with valid data among the auxiliary rasters used (1 when none is used)", **SHARE),
     _c("default_filled_share", F64, "1", "largest share, over services, of a service's credited area whose auxiliary inputs came from per-class defaults", **SHARE),
-    _c("services_not_accounted", STR, "", "comma-separated enabled services with no value in the county (no credited ecosystem type); empty if none"),
+    _c("services_not_accounted", STR, "", "comma-separated enabled services (or indicators' layers) not accounted in the county, with a status row in services; empty if none"),
     _c("quality_flag", STR, "", "'ok', or every reason the county's inputs were incomplete ([checks] of the run configuration): coverage below the required shares, default-filled shares above the limit, services not accounted, no classified area"),
+)
+
+CARBON_STOCK = (
+    COUNTY_CODE, COUNTY_NAME, YEAR,
+    _c("lc_scheme", STR, "", "land-cover scheme of the input raster"),
+    _c("lc_code", I32, "", "land-cover class code (lucode of the pools table)"),
+    _c("lc_name", STR, "", "land-cover class name"),
+    _c("c_above", F64, "t C/ha", "above-ground biomass carbon density", **NONNEG),
+    _c("c_below", F64, "t C/ha", "below-ground biomass carbon density", **NONNEG),
+    _c("c_soil", F64, "t C/ha", "soil organic carbon density", **NONNEG),
+    _c("c_dead", F64, "t C/ha", "dead organic matter carbon density", **NONNEG),
+    _c("carbon_density", F64, "t C/ha", "c_above + c_below + c_soil + c_dead", **NONNEG),
+    _c("area_ha", F64, "ha", "area of the class in the county in the year (as the extent account)", **NONNEG),
+    _c("stock_t_c", F64, "t C", "carbon stock = carbon_density x area_ha (InVEST Carbon's storage)", **NONNEG),
+    _c("baseline_year", I32, "a", "year of the opening land cover ([carbon_stock] baseline_year); null without one", nullable=True),
+    _c("baseline_area_ha", F64, "ha", "area of the class in the baseline year", nullable=True, **NONNEG),
+    _c("baseline_stock_t_c", F64, "t C", "carbon stock of the class in the baseline year", nullable=True, **NONNEG),
+    _c("stock_change_t_c", F64, "t C", "stock_t_c - baseline_stock_t_c (closing minus opening; negative: a loss)", nullable=True),
+    _c("pools_source", STR, "", "pools table and the source of the row"),
 )
 
 RUN_OUTCOMES = ("running", "succeeded", "failed", "interrupted", "skipped")
@@ -134,19 +166,24 @@ RUNS = (
     _c("failed_counties", STR, "", "on failure: counties named by the error, with the reasons (JSON)", nullable=True),
 )
 
-DATASETS: dict[str, tuple[Column, ...]] = {"extent": EXTENT, "services": SERVICES, "gep": GEP, "runs": RUNS}
-DATA_DATASETS = ("extent", "services", "gep")  # partitioned by year and county; "runs" holds one file per run
+DATASETS: dict[str, tuple[Column, ...]] = {"extent": EXTENT, "services": SERVICES, "gep": GEP,
+                                           "carbon_stock": CARBON_STOCK, "runs": RUNS}
+DATA_DATASETS = ("extent", "services", "gep", "carbon_stock")  # partitioned by year and county; "runs" holds one file per run
 PARTITION_COLUMNS = ("year", "county_code")
 KEYS: dict[str, tuple[str, ...]] = {
     "extent": ("county_code", "year", "lc_code", "ecosystem_type"),
-    "services": ("county_code", "year", "service", "ecosystem_type"),
+    "services": ("county_code", "year", "service", "indicator", "ecosystem_type"),
     "gep": ("county_code", "year"),
+    "carbon_stock": ("county_code", "year", "lc_code"),
     "runs": ("run_id",),
 }
 DESCRIPTIONS = {
     "extent": "Ecosystem extent account: one row per county, year, land-cover class and ecosystem type.",
     "services": "Ecosystem services: physical quantity (功能量) and money value (价值量) per county, year, "
-                "service and ecosystem type, each row with its price, CPI factor, coefficients and sources.",
+                "service, indicator and ecosystem type, with low/high ranges, each row with its price, CPI factor, "
+                "coefficients and sources; a service not accounted in a county is a row with its status and no value.",
+    "carbon_stock": "Carbon stock account (ecosystem asset): carbon pools x area per county, year and land-cover "
+                    "code, as InVEST Carbon, and its change since the baseline year.",
     "gep": "GEP per county and year: the sum of the services' values, areas, and the county's quality "
            "and plausibility flags.",
     "runs": "The run record: one row (file) per run, successful or not, outside the data globs.",
@@ -193,6 +230,7 @@ def check(table: pa.Table, dataset: str) -> None:
             unknown = set(pc.unique(arr).to_pylist()) - set(col.allowed) - {None}
             if unknown:
                 problems.append(f"{col.name}: values {sorted(unknown)} not in {list(col.allowed)}")
+    problems += [f"{dataset}: {p}" for p in _row_rules(table, dataset)]
     keys = list(KEYS[dataset])
     if len(table) and not problems:
         counts = table.group_by(keys).aggregate([([], "count_all")])
@@ -202,6 +240,35 @@ def check(table: pa.Table, dataset: str) -> None:
     if problems:
         raise SchemaViolation(f"the computed {dataset} table breaks its schema (nothing was written):\n  "
                               + "\n  ".join(problems))
+
+
+VALUED = ("area_ha", "quantity", "quantity_low", "quantity_high", "unit_price", "unit_price_low", "unit_price_high",
+          "value_cny", "value_cny_low", "value_cny_high", "base_unit_price", "base_price_year", "cpi_factor",
+          "price_key", "price_unit", "default_filled_share")
+
+
+def _row_rules(table: pa.Table, dataset: str) -> list[str]:
+    """Rules across columns: an accounted services row has every number (finite, low <= central <=
+    high); a row not accounted has no quantity and no value (never a zero)."""
+    if dataset != "services" or not len(table):
+        return []
+    problems = []
+    status = table["status"]
+    accounted = pc.equal(status, "accounted")
+    not_accounted = pc.invert(pc.is_in(status, pa.array(["accounted", "memo"])))
+    for name in VALUED:
+        nulls = pc.sum(pc.and_(accounted, pc.is_null(table[name]))).as_py() or 0
+        if nulls:
+            problems.append(f"{name}: null on {nulls} accounted row(s)")
+    for name in ("quantity", "value_cny"):
+        filled = pc.sum(pc.and_(not_accounted, pc.is_valid(table[name]))).as_py() or 0
+        if filled:
+            problems.append(f"{name}: a value on {filled} row(s) of a service not accounted")
+    for lo, mid, hi in (("quantity_low", "quantity", "quantity_high"), ("value_cny_low", "value_cny", "value_cny_high")):
+        bad = pc.sum(pc.or_(pc.greater(table[lo], table[mid]), pc.greater(table[mid], table[hi]))).as_py() or 0
+        if bad:
+            problems.append(f"{lo} <= {mid} <= {hi} broken on {bad} row(s)")
+    return problems
 
 
 def data_dictionary() -> str:

@@ -11,7 +11,7 @@ from shapely.geometry import LineString, Polygon, box
 
 from gep.cli import main
 from gep.errors import InputValidationError
-from gep import pipeline, runs
+from gep import pipeline, runs, vocabulary
 from gep.config import load_run_config
 from tiny_world import data_snapshot
 
@@ -310,7 +310,7 @@ def test_a_county_without_classified_pixels_is_flagged_not_a_crash(world):
     sea = summary.set_index("county_code").loc["000003"]
     assert sea.gep_yi_cny == 0 and pd.isna(sea.gep_per_km2_yi_cny)
     assert "no classified land-cover pixels" in sea.quality_flag and "not accounted" in sea.quality_flag
-    assert len(files) == 9
+    assert len(files) == 3 * len(vocabulary.DATA_DATASETS)
 
 
 def test_a_corrupt_tile_inside_a_valid_geotiff_is_a_clean_error(world, capsys, previous_output):

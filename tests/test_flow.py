@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.annual import annual_gep_flow, county_gep_flow, summary_artifact_key
-from gep import io
+from gep import io, vocabulary
 from tiny_world import data_files
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_annual_flow_writes_all_counties(annual_run):
     out, records = annual_run
     assert {r["county_code"] for r in records} == COUNTIES
     files = _files(out)
-    assert len(files) == 36
+    assert len(files) == 12 * len(vocabulary.DATA_DATASETS)
     gep = io.read_dataset(out, "gep")
     assert set(gep.county_code) == COUNTIES and set(gep.year) == {2020}
     # Anji, the forest county, has the highest GEP per km²; regulating services are all of GEP here.

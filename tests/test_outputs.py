@@ -9,6 +9,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from gep import vocabulary
+
 from gep import io, runs, store
 from gep.config import load_run_config
 from tiny_world import data_files, fill_the_disk_for_partitions
@@ -23,7 +25,7 @@ def written(world):
 
 def test_one_file_per_partition_and_no_temporary_files(written):
     out, files = written
-    expected = sorted(f"{d}/year=2020/county_code={c}/part-0.parquet" for d in ("extent", "services", "gep")
+    expected = sorted(f"{d}/year=2020/county_code={c}/part-0.parquet" for d in vocabulary.DATA_DATASETS
                       for c in ("000001", "000002"))
     assert sorted(str(p.relative_to(out)) for p in files) == expected == sorted(data_files(out))
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
@@ -93,7 +95,7 @@ def test_new_content_at_the_same_path_is_recomputed(world):
     world.statistics_rows = ["000001,2020,0.75,0.5,900,x", "000002,2020,0.75,0.45,900,x"]  # a hotter county A
     world.write()
     _, files = runs.run(cfg)
-    assert len(files) == 6
+    assert len(files) == 2 * len(vocabulary.DATA_DATASETS)
     assert store.OutputStore(world.out).records().outcome.tolist() == ["succeeded", "succeeded"]
 
 
@@ -134,7 +136,8 @@ def test_the_data_dictionary_is_generated_from_the_schemas():
 def test_a_table_breaking_its_schema_is_refused_before_writing():
     from gep.vocabulary import SchemaViolation, check, schema
     rows = {c: [None] for c in schema("gep").names}
-    good = dict(county_code="1", county_name="A", year=2020, gep_cny=1.0, provisioning_cny=0.0, regulating_cny=1.0,
+    good = dict(county_code="1", county_name="A", year=2020, gep_cny=1.0, gep_cny_low=0.5, gep_cny_high=2.0,
+                provisioning_cny=0.0, regulating_cny=1.0,
                 cultural_cny=0.0, gep_yi_cny=1e-8, area_km2=1.0, gep_per_km2_cny=None, polygon_area_km2=1.0,
                 classified_area_km2=1.0, nodata_area_km2=0.0, outside_raster_area_km2=0.0, price_year=2020,
                 services="x", n_services=1, plausibility_flag="ok", landcover_coverage_share=1.0,

@@ -81,7 +81,7 @@ def test_generator_is_deterministic(cfg, tmp_path):
     counties, _ = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field)
     digests = []
     for run in range(2):
-        lc15, lc20, transform = sample_data.make_landcover(counties, res=0.004)
+        lc15, lc20, transform, _ = sample_data.make_landcover(counties, res=0.004)
         path = tmp_path / f"lc{run}.tif"
         sample_data._write(path, lc20, transform, "EPSG:4326", 0, "determinism test")
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())

@@ -67,12 +67,14 @@ def test_cpi_reproduces_s_garze_reservoir_price(world):
 
 
 @pytest.mark.parametrize("key, unit, quantity, expected", [
+    ("reservoir_storage", "m3", 321.49e8, 2269.7e8),  # 321.49 亿 m³ × 7.06 = 2,269.7 亿 (paper 2,269.71)
+    ("electricity_s_garze", "kWh", 2799.10e8, 1483.5e8),  # vegetation 2,799.10 亿 kWh × 0.53 = 1,483.5 亿
     ("dredging", "m3", 10.03e8, 156.3e8),          # 10.03 亿 m³ × 15.58 = 156.3 亿
     ("carbon_afforestation", "t CO2", 0.31e8, 117.8e8),  # 0.31 亿 t × 380 = 117.8 亿 (paper 117.35, unrounded)
 ])
 def test_s_garze_2010_values(world, key, unit, quantity, expected):
     price = index_price(_ref(world), key, 2010, unit)
-    assert price.cpi_factor == 1.0
+    assert price.cpi_factor == 1.0 or key == "reservoir_storage"  # LY/T's 2005 price x CPI 1.1555
     assert value_cny(quantity, price) == pytest.approx(expected, rel=1e-3)
 
 
@@ -118,8 +120,9 @@ def test_carbon_on_the_tiny_world(tiny_services):
 def test_climate_regulation_on_the_tiny_world(tiny_services):
     kwh_per_mm_m2 = 2450 / 3600 / 3.0
     a, b = tiny_services["000001"], tiny_services["000002"]
+    # forest transpiration = ET x T/ET 0.67 (Schlesinger & Jasechko 2014, coefficients.csv)
     assert a.loc[("climate_regulation", "forest"), "quantity"] == pytest.approx(
-        ET_MM * HOT * 2 * (R0 + R1) * kwh_per_mm_m2, rel=1e-6)
+        ET_MM * 0.67 * HOT * 2 * (R0 + R1) * kwh_per_mm_m2, rel=1e-6)
     assert b.loc[("climate_regulation", "water"), "quantity"] == pytest.approx(
         WATER_EVAP * HOT * 2 * R1 * kwh_per_mm_m2, rel=1e-9)
     assert b.loc[("climate_regulation", "water"), "value_cny"] == pytest.approx(
@@ -144,8 +147,9 @@ def test_every_row_is_traceable(tiny_services):
     row = tiny_services["000001"].loc[("water_conservation", "forest")]
     assert row.price_key == "reservoir_storage" and row.base_unit_price == 6.1107 and row.base_price_year == 2005
     assert row.unit_price == pytest.approx(row.base_unit_price * row.cpi_factor)
-    assert "runoff_coefficient[forest]=0.0465 1 (V: S-Gong" in row.parameters
-    assert row.price_source.startswith("L: LY/T 1721-2008")
+    assert "runoff_coefficient[forest]=0.0465 [0.0352-0.0465] 1 (V: S-Gong" in row.parameters
+    assert row.price_source.startswith("reservoir construction cost per m3 of storage (water conservation; flood "
+                                       "regulation); L: LY/T 1721-2008")
 
 
 def _write_et(world, et: np.ndarray) -> None:

@@ -31,12 +31,23 @@ COUNTY_A = box(120.00, 30.96, 120.02, 31.00)
 COUNTY_B = box(120.02, 30.96, 120.05, 31.00)
 PRECIP_MM, ET_MM, NPP_KGC = 1400.0, 800.0, 0.54
 PADDY, HOT, WATER_EVAP = 0.75, 0.45, 900.0
+# The regulating world (TinyWorld.regulating = True): constant soil-erosion inputs, emissions, a lake
+# straddling the A/B border (half in each), a reservoir in A.
+R_FACTOR, LS, K_SI, COVER = 5000.0, 2.0, 0.03, 0.5
+EMISSIONS = {"000001": {"so2": 10.0, "nox": 1.0, "dust": 5.0, "cod": 50.0, "nh3n": 5.0, "tp": 0.5},
+             "000002": {"so2": 100.0, "nox": 20.0, "dust": 8.0, "cod": 1.0, "nh3n": 500.0, "tp": 0.01}}
+LAKE = box(120.015, 30.975, 120.025, 30.985)
+RESERVOIR_XY, RESERVOIR_STORAGE = (120.005, 30.995), 100.0  # 1e4 m3
+REGULATING = ["water_conservation", "soil_retention", "flood_regulation", "carbon_sequestration", "oxygen_release",
+              "air_purification", "water_purification", "climate_regulation", "pest_control", "coastal_protection",
+              "windbreak_sand_fixation"]
 
 
 def data_files(out: Path) -> dict[str, Path]:
     """The published partition files of an output folder as readers see them (through its dataset
     links), by relative path; run records and unpublished versions left out."""
-    return {str(p.relative_to(out)): p for dataset in ("extent", "services", "gep")
+    from gep.vocabulary import DATA_DATASETS
+    return {str(p.relative_to(out)): p for dataset in DATA_DATASETS
             for p in sorted((out / dataset).glob("year=*/county_code=*/*"))}
 
 
@@ -86,6 +97,9 @@ class TinyWorld:
         self.statistics_rows: list[str] | None = None
         self.et_resampling = "bilinear"
         self.allow_partial = True
+        self.regulating = False  # also write the inputs of every regulating service and enable them
+        self.services = ["water_conservation", "carbon_sequestration", "climate_regulation"]
+        self.carbon_stock = False
 
     def write(self) -> Path:
         r = self.root
@@ -99,10 +113,57 @@ class TinyWorld:
         t = from_origin(w, n, 0.02, 0.02)
         for name, value in (("precip", PRECIP_MM), ("et", ET_MM), ("npp", NPP_KGC)):
             write_raster(r / f"{name}_2020.tif", np.full(shape, value, dtype=np.float32), t, nodata=-9999.0)
-        rows = self.statistics_rows or [f"{c},2020,{PADDY},{HOT},{WATER_EVAP},illustrative test value" for c in self.codes]
-        (r / "stats.csv").write_text(
-            "county_code,year,paddy_share,hot_day_share,water_surface_evaporation_mm,source\n" + "\n".join(rows) + "\n")
+        if self.regulating:
+            self._write_regulating(shape, t)
+        extra = ",0.35,0.5,0" if self.regulating else ""
+        rows = self.statistics_rows or [f"{c},2020,{PADDY},{HOT},{WATER_EVAP}{extra},illustrative test value"
+                                        for c in self.codes]
+        header = "county_code,year,paddy_share,hot_day_share,water_surface_evaporation_mm"
+        header += ",natural_forest_share,natural_grassland_share,coastal" if self.regulating else ""
+        (r / "stats.csv").write_text(header + ",source\n" + "\n".join(rows) + "\n")
         return self.config()
+
+    def _write_regulating(self, shape, t) -> None:
+        from shapely.geometry import Point
+        r = self.root
+        for name, value in (("erosivity", R_FACTOR), ("ls", LS), ("k", K_SI), ("cover", COVER)):
+            write_raster(r / f"{name}_2020.tif", np.full(shape, value, dtype=np.float32), t, nodata=-9999.0)
+        lines = [f"{c},2020,{k},{v},illustrative test value" for c, e in EMISSIONS.items() for k, v in e.items()]
+        (r / "emissions.csv").write_text("county_code,year,pollutant,emission_t,source\n" + "\n".join(lines) + "\n")
+        gpd.GeoDataFrame({"name": ["straddling lake"]}, geometry=[LAKE], crs=self.crs).to_file(
+            r / "lakes.gpkg", layer="lakes", driver="GPKG")
+        gpd.GeoDataFrame({"name": ["reservoir A"], "storage": [RESERVOIR_STORAGE]}, geometry=[Point(*RESERVOIR_XY)],
+                         crs=self.crs).to_file(r / "reservoirs.gpkg", layer="reservoirs", driver="GPKG")
+
+    def _regulating_config(self) -> str:
+        return """
+[auxiliary.rainfall_erosivity]
+path = "erosivity_{year}.tif"
+unit = "MJ mm/ha/h/a"
+[auxiliary.ls_factor]
+path = "ls_{year}.tif"
+unit = "1"
+[auxiliary.soil_erodibility]
+path = "k_{year}.tif"
+unit = "t ha h/(ha MJ mm)"
+[auxiliary.vegetation_cover]
+path = "cover_{year}.tif"
+unit = "1"
+[tables.emissions]
+path = "emissions.csv"
+[vectors.lakes]
+path = "lakes.gpkg"
+layer = "lakes"
+name_field = "name"
+[vectors.reservoirs]
+path = "reservoirs.gpkg"
+layer = "reservoirs"
+name_field = "name"
+value_field = "storage"
+unit = "1e4 m3"
+[services.soil_retention]
+k_factor = "raster"
+"""
 
     def config(self) -> Path:
         path = self.root / "run.toml"
@@ -134,9 +195,10 @@ unit = "kg C/m2/a"
 
 [statistics]
 path = "stats.csv"
-
+{self._regulating_config() if self.regulating else ""}
+{'[carbon_stock]' + chr(10) + 'pools = "pools.csv"' if self.carbon_stock else ""}
 [services]
-enabled = ["water_conservation", "carbon_sequestration", "climate_regulation"]
+enabled = {self.services if not self.regulating else REGULATING}
 
 [checks]
 allow_partial_coverage = {str(self.allow_partial).lower()}

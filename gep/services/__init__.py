@@ -1,4 +1,4 @@
-"""Ecosystem services. Every module here that defines ``SERVICE`` is registered by its key."""
+"""Ecosystem services. Every module here that defines ``SERVICE`` (or ``SERVICES``) is registered by its key."""
 from __future__ import annotations
 
 import importlib
@@ -10,10 +10,11 @@ from gep.services.base import Service
 def _discover() -> dict[str, Service]:
     found: dict[str, Service] = {}
     for info in pkgutil.iter_modules(__path__):
-        if info.name in ("base", "inputs"):
+        if info.name in ("base", "inputs", "purification"):
             continue
-        service = getattr(importlib.import_module(f"{__name__}.{info.name}"), "SERVICE", None)
-        if service is not None:
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        single = getattr(module, "SERVICE", None)
+        for service in getattr(module, "SERVICES", (single,) if single is not None else ()):
             if service.key in found:
                 raise RuntimeError(f"two services share the key {service.key!r}")
             found[service.key] = service

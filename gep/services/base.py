@@ -3,35 +3,60 @@
 A service module defines plain science functions (arrays in, quantities out, units in the docstring)
 and one :class:`Service` subclass instance named ``SERVICE`` that declares:
 
-- ``key``, ``name_zh``, ``category`` (provisioning | regulating | cultural);
-- ``aux_inputs``: auxiliary rasters it reads, each with the unit it expects and the coefficient that
-  fills pixels where the raster has no data;
-- ``statistics_fields``: county-statistics columns it needs;
+- ``key``, ``name_zh``, ``category`` (provisioning | regulating | cultural), ``standards`` (the
+  documents whose catalogues include it, methodology §1.3);
+- its inputs: ``aux_inputs`` (rasters, with unit, plausible range and fill rule; some derived from
+  others, e.g. the LS factor from a DEM), ``statistics_fields`` (county statistics),
+  ``vector_inputs`` (lakes, reservoirs) and ``table_inputs`` (emissions by pollutant and year);
 - ``Options``: a pydantic model of its options in the run configuration (unknown keys rejected);
-- ``quantity_unit``, ``price_key`` and ``method`` (may depend on the options);
+- ``indicators``: its physical indicators, each with a unit and the price that values it
+  (soil retention: sediment m³ by dredging, N and P t by treatment cost);
 - ``credited_types``: the ecosystem types it credits (those with coefficients, as data);
-- ``block_quantity``: the physical quantity per ecosystem type in one block of pixels.
+- ``block_quantity``: named quantities per ecosystem type in one block of pixels, each as a triple
+  (central, low, high) for the low/high range (interval arithmetic, methodology coefficients'
+  low/high columns);
+- ``finalize`` (optional): the county-level step after the pixel pass, which sees the county's
+  summed pixel quantities, its statistics and tables, and returns the indicators' quantities
+  (the purification rule min(emission, capacity); lakes and reservoirs; natural-forest areas);
+- ``status`` (optional): why the service is not accounted in a county (not applicable, no method).
 
-Valuation (quantity x price x CPI) and aggregation are done by the framework, the same for all.
-Adding a service = one new module in ``gep/services/`` + its coefficients/prices in ``configs/``.
+Valuation (quantity × price × CPI, for the central value and both ends of the range), the audit
+trail and aggregation are done by the framework, the same for all. Adding a service = one new
+module in ``gep/services/`` + its coefficients/prices in ``configs/``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from gep.config import Coefficient, ReferenceData
+from gep.errors import GepError
 
 Category = Literal["provisioning", "regulating", "cultural"]
+FillRule = Literal["class_default", "county_mean"]
+Triple = np.ndarray  # shape (3,): central, low, high
+
+STANDARDS_ALL = ("rcees_case", "national_2020", "ndrc_2022", "zj_db33_2025")
 
 
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class DerivedLayer:
+    """How an auxiliary layer is computed from other rasters when it is not given (once per run
+    and grid, cached by input content): ``compute(sources, parameters, out_path)``."""
+
+    sources: tuple[str, ...]            # auxiliary names it is computed from
+    parameters: tuple[str, ...]         # coefficients.csv parameters (type "*") it uses
+    compute: Callable[..., None]
+    algorithm: str                      # one line for the audit trail
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,45 @@ class AuxInput:
     default_parameter: str | None  # coefficients.csv parameter filling nodata pixels, per ecosystem type
     plausible: tuple[float, float]  # physically possible values in `unit` (after `scale`); outside: refused
     plausible_reason: str        # why these bounds, for the error message
+    fill: FillRule = "class_default"  # how pixels without data are filled (the share is reported per row)
+    derived: DerivedLayer | None = None  # computed from other rasters when not configured itself
+
+    def __post_init__(self):
+        if self.fill == "class_default" and self.default_parameter is None:
+            raise ValueError(f"auxiliary input {self.name}: fill 'class_default' needs a default_parameter")
+
+
+@dataclass(frozen=True)
+class VectorInput:
+    """A vector layer a service reads: polygons (lakes) or points (reservoirs)."""
+
+    name: str                    # key under [vectors] in the run configuration
+    geometry: Literal["polygon", "point"]
+    value_unit: str | None       # unit of the configured value_field (None: no value needed)
+    description: str
+
+
+@dataclass(frozen=True)
+class TableInput:
+    """A per-county table a service reads: rows of county_code, year, ``key_column``, value, source."""
+
+    name: str                    # key under [tables] in the run configuration
+    key_column: str              # e.g. "pollutant"
+    keys: tuple[str, ...]        # the keys the service needs, e.g. ("so2", "nox", "dust")
+    value_column: str            # e.g. "emission_t"
+    unit: str
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A physical indicator of a service: its unit and the price that values it (None: a memo
+    row, reported for the audit trail but not valued, e.g. soil retained, valued through its
+    sediment and nutrients)."""
+
+    key: str
+    unit: str
+    price_key: str | None
+    description: str = ""
 
 
 @dataclass
@@ -62,75 +126,128 @@ class ServiceBlock:
 
 @dataclass
 class ServiceContext:
-    """Everything a service may use besides the pixels: reference data, options, county statistics."""
+    """Everything a service may use besides the pixels: reference data, options, county statistics,
+    tables and vector layers of the county, the fills of its auxiliary inputs."""
 
     ref: ReferenceData
     options: BaseModel
     statistics: dict[str, float]
     county_code: str
     year: int
+    run_options: Mapping[str, BaseModel] = field(default_factory=dict)  # every enabled service's options
+    tables: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # table -> key -> value
+    vectors: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)  # layer -> features in the county
+    aux_county_mean: Mapping[str, float] = field(default_factory=dict)  # input -> county mean of valid cells
 
 
 @dataclass
 class TypeQuantity:
-    """Accumulated result of a service for one ecosystem type."""
+    """Accumulated pixel quantities of a service for one ecosystem type."""
 
-    quantity: float = 0.0
+    quantities: dict[str, Triple] = field(default_factory=dict)
     area_m2: float = 0.0
     defaulted_area_m2: float = 0.0
+
+    def add(self, name: str, q: Triple) -> None:
+        self.quantities[name] = self.quantities.get(name, np.zeros(3)) + q
+
+
+@dataclass
+class Finalized:
+    """Indicator quantities of a county per (ecosystem type, indicator), with notes for the audit
+    trail (e.g. the emission and capacity behind a min rule)."""
+
+    quantities: dict[tuple[str, str], Triple]
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)
+    areas_m2: dict[tuple[str, str], float] = field(default_factory=dict)  # rows without pixels (lakes)
+
+
+@dataclass(frozen=True)
+class NotAccounted:
+    status: Literal["not_applicable", "no_method", "no_input"]
+    reason: str
 
 
 class Service(ABC):
     key: ClassVar[str]
     name_zh: ClassVar[str]
     category: ClassVar[Category]
+    standards: ClassVar[tuple[str, ...]] = STANDARDS_ALL
     aux_inputs: ClassVar[tuple[AuxInput, ...]] = ()
     statistics_fields: ClassVar[tuple[str, ...]] = ()
+    vector_inputs: ClassVar[tuple[VectorInput, ...]] = ()
+    table_inputs: ClassVar[tuple[TableInput, ...]] = ()
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     @abstractmethod
-    def quantity_unit(self, options: BaseModel) -> str:
-        ...
-
-    @abstractmethod
-    def price_key(self, options: BaseModel) -> str:
+    def indicators(self, options: BaseModel) -> tuple[Indicator, ...]:
         ...
 
     @abstractmethod
     def method(self, options: BaseModel) -> str:
         ...
 
-    @abstractmethod
     def credited_types(self, ref: ReferenceData, options: BaseModel) -> tuple[str, ...]:
-        ...
+        return ()
+
+    def price_key(self, indicator: Indicator, ctx: ServiceContext) -> str | None:
+        """The price valuing an indicator in this county and year (a rule may depend on the year)."""
+        return indicator.price_key
+
+    def inputs_needed(self, options: BaseModel) -> tuple[AuxInput, ...]:
+        """The auxiliary rasters these options need (default: all declared)."""
+        return self.aux_inputs
+
+    def status(self, ctx: ServiceContext) -> NotAccounted | None:
+        """Why the service is not accounted in this county (None: it is)."""
+        return None
 
     def parameters(self, ecosystem_type: str, ctx: ServiceContext) -> list[Coefficient]:
         """Coefficients behind a row, for the audit trail."""
         return []
 
-    @abstractmethod
-    def block_quantity(self, block: ServiceBlock, ctx: ServiceContext) -> dict[str, tuple[float, float]]:
-        """Quantity per credited ecosystem type in this block, and the area that used default inputs.
+    def credited_in(self, block: ServiceBlock, ctx: ServiceContext) -> list[tuple[str, np.ndarray]]:
+        """The credited types present in a block, with their pixels' areas [m^2]."""
+        return [(t, block.type_area_m2[t]) for t in self.credited_types(ctx.ref, ctx.options) if t in block.type_area_m2]
 
-        Returns ``{ecosystem_type: (quantity, defaulted_area_m2)}``.
-        """
+    def block_quantity(self, block: ServiceBlock, ctx: ServiceContext) -> dict[str, tuple[dict[str, Triple], float]]:
+        """Named quantities per credited ecosystem type in this block, and the area that used
+        filled inputs: ``{ecosystem_type: ({name: (central, low, high)}, filled_area_m2)}``."""
+        return {}
+
+    def finalize(self, totals: dict[str, TypeQuantity], ctx: ServiceContext) -> Finalized:
+        """The county's indicator quantities from its summed pixel quantities (default: each
+        named pixel quantity is the indicator of the same key)."""
+        return Finalized({(t, name): q for t, tq in totals.items() for name, q in tq.quantities.items()})
 
 
-def aux_values(block: ServiceBlock, ctx: ServiceContext, aux: AuxInput, ecosystem_type: str
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Auxiliary values for the pixels of one type, nodata filled; returns (values, filled_mask).
+def aux_values(block: ServiceBlock, ctx: ServiceContext, aux: AuxInput, ecosystem_type: str, service: str = "",
+               decreasing: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Auxiliary values for the pixels of one type, filled by the input's rule, as (3, n) rows
+    (central, value giving the low quantity, value giving the high quantity); and the filled mask.
 
-    Pixels where the raster has no data take the type's default coefficient (``aux.default_parameter``)
-    or, for inputs without a per-type default, the mean of the block's valid values.
+    ``class_default``: the type's coefficient (with its low/high range); ``county_mean``: the mean
+    of the input's valid cells over the county, from the validation pass (no range). Raises when
+    a pixel cannot be filled: no quantity is ever NaN.
     """
     values = block.type_aux[ecosystem_type][aux.name]
     missing = np.isnan(values)
     if not missing.any():
-        return values, missing
-    if aux.default_parameter is not None:
-        fill = ctx.ref.coefficient(aux.default_parameter, ecosystem_type).value
+        return np.broadcast_to(values, (3, values.size)), missing
+    if aux.fill == "class_default":
+        fill = ctx.ref.coefficient(aux.default_parameter, ecosystem_type).triple(decreasing)
     else:
-        everywhere = block.aux[aux.name]
-        valid = everywhere[~np.isnan(everywhere)]
-        fill = float(valid.mean()) if valid.size else np.nan
-    return np.where(missing, fill, values), missing
+        mean = ctx.aux_county_mean.get(aux.name, float("nan"))
+        fill = np.full((3, 1), mean)
+    if not np.all(np.isfinite(fill)):
+        raise GepError(f"county {ctx.county_code}, service {service or '?'}: the auxiliary raster {aux.name!r} has "
+                       f"no data over {int(missing.sum()):,} {ecosystem_type} pixel(s) and its fill rule "
+                       f"{aux.fill!r} gives no value (no valid cell in the county); nothing was written.\n"
+                       f"    fix: use a raster with valid data over the county, or declare a class default "
+                       f"for {aux.name}")
+    return np.where(missing[None, :], fill, values[None, :]), missing
+
+
+def sum3(per_pixel: np.ndarray) -> Triple:
+    """Sum (3, n) per-pixel quantities into a (central, low, high) triple."""
+    return np.asarray(per_pixel, dtype=np.float64).reshape(3, -1).sum(axis=1)

@@ -5,8 +5,15 @@ Two routes, chosen by ``[services.carbon_sequestration] method``:
 - ``nep`` (default, recommended): NEP = ratio × NPP (carbon units); CO₂ = 44/12 × NEP.
 - ``photosynthesis``: CO₂ = 1.63 × NPP in dry matter (NPP_C / carbon fraction); overstates net uptake.
 
-Valued with the configured carbon price (default: afforestation cost, S-Garze). Credited ecosystem
-types: those with a ``nep_npp_ratio`` > 0 in configs/coefficients.csv (cropland is harvested: 0).
+Price, ``price_rule`` (methodology §0.5 item 8):
+
+- ``ets_from_2021`` (default): the national ETS price of the accounting year (``carbon_ets_YYYY``
+  in prices.csv) from 2021, when the market opened; the afforestation cost (``carbon_afforestation``)
+  for earlier years. A market price is the year's own nominal price in current-price accounts;
+  CPI serves only to bring it to a constant price year.
+- ``fixed``: the price ``price`` (default ``carbon_afforestation``) for every year.
+
+Credited ecosystem types: those with a ``nep_npp_ratio`` > 0 (cropland is harvested: 0).
 """
 from __future__ import annotations
 
@@ -15,13 +22,14 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, aux_values, sum3
 from gep.services.inputs import NPP
 
 CO2_PER_C = 44.0 / 12.0  # molar mass ratio CO2 / C
+ETS_OPENED = 2021        # the national carbon market opened on 16 July 2021
 
 
-def co2_nep_route_t(npp_kgc_m2: np.ndarray, nep_npp_ratio: float, area_m2: np.ndarray) -> np.ndarray:
+def co2_nep_route_t(npp_kgc_m2: np.ndarray, nep_npp_ratio, area_m2: np.ndarray) -> np.ndarray:
     """CO₂ sequestered per pixel by the NEP route [t CO2/a].
 
     Parameters
@@ -37,8 +45,7 @@ def co2_nep_route_t(npp_kgc_m2: np.ndarray, nep_npp_ratio: float, area_m2: np.nd
     return CO2_PER_C * nep_npp_ratio * npp_kgc_m2 * area_m2 / 1000.0
 
 
-def co2_photosynthesis_route_t(npp_kgc_m2: np.ndarray, carbon_fraction: float, co2_per_dm: float,
-                               area_m2: np.ndarray) -> np.ndarray:
+def co2_photosynthesis_route_t(npp_kgc_m2: np.ndarray, carbon_fraction, co2_per_dm, area_m2: np.ndarray) -> np.ndarray:
     """CO₂ fixed per pixel by the photosynthesis route [t CO2/a].
 
     Parameters
@@ -55,10 +62,30 @@ def co2_photosynthesis_route_t(npp_kgc_m2: np.ndarray, carbon_fraction: float, c
     return co2_per_dm * npp_kgc_m2 / carbon_fraction * area_m2 / 1000.0
 
 
+def carbon_price_key(rule: str, fixed: str, year: int) -> str:
+    """The prices.csv key of the carbon price for an accounting year under a price rule."""
+    if rule == "fixed":
+        return fixed
+    return f"carbon_ets_{year}" if year >= ETS_OPENED else "carbon_afforestation"
+
+
 class CarbonOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     method: Literal["nep", "photosynthesis"] = "nep"
+    price_rule: Literal["ets_from_2021", "fixed"] = "ets_from_2021"
     price: str = "carbon_afforestation"
+
+
+def co2_t(block: ServiceBlock, ctx: ServiceContext, t: str, method: str, service: str):
+    """CO₂ of the type's pixels by a route, (3, n) rows, and the NPP-filled mask (shared with oxygen)."""
+    ref = ctx.ref
+    area = block.type_area_m2[t]
+    npp, filled = aux_values(block, ctx, NPP, t, service)
+    if method == "nep":
+        return co2_nep_route_t(npp, ref.coefficient("nep_npp_ratio", t).triple(), area), filled
+    # carbon fraction divides: the low quantity takes its high value
+    return co2_photosynthesis_route_t(npp, ref.coefficient("carbon_fraction_of_dry_matter").triple(decreasing=True),
+                                      ref.coefficient("co2_per_dry_matter").triple(), area), filled
 
 
 class CarbonSequestration(Service):
@@ -68,16 +95,18 @@ class CarbonSequestration(Service):
     aux_inputs = (NPP,)
     Options = CarbonOptions
 
-    def quantity_unit(self, options):
-        return "t CO2"
+    def indicators(self, options):
+        return (Indicator("co2", "t CO2", options.price, "CO2 sequestered"),)
 
-    def price_key(self, options):
-        return options.price
+    def price_key(self, indicator, ctx):
+        return carbon_price_key(ctx.options.price_rule, ctx.options.price, ctx.year)
 
     def method(self, options):
         route = ("NEP route: 44/12 x NEP/NPP x NPP" if options.method == "nep"
                  else "photosynthesis route: 1.63 x NPP dry matter")
-        return f"{route}; carbon price ({options.price})"
+        rule = ("carbon price: national ETS of the year from 2021, afforestation cost before" if options.price_rule
+                == "ets_from_2021" else f"carbon price: {options.price} for every year")
+        return f"{route}; {rule}"
 
     def credited_types(self, ref, options):
         return tuple(t for t, c in ref.per_type("nep_npp_ratio").items() if c.value > 0)
@@ -90,18 +119,10 @@ class CarbonSequestration(Service):
         return [ref.coefficient("co2_per_dry_matter"), ref.coefficient("carbon_fraction_of_dry_matter")] + params
 
     def block_quantity(self, block: ServiceBlock, ctx: ServiceContext):
-        ref, out = ctx.ref, {}
-        for t in self.credited_types(ref, ctx.options):
-            area = block.type_area_m2.get(t)
-            if area is None:
-                continue
-            npp, filled = aux_values(block, ctx, NPP, t)
-            if ctx.options.method == "nep":
-                q = co2_nep_route_t(npp, ref.coefficient("nep_npp_ratio", t).value, area)
-            else:
-                q = co2_photosynthesis_route_t(npp, ref.coefficient("carbon_fraction_of_dry_matter").value,
-                                               ref.coefficient("co2_per_dry_matter").value, area)
-            out[t] = (float(q.sum()), float(area[filled].sum()))
+        out = {}
+        for t, area in self.credited_in(block, ctx):
+            q, filled = co2_t(block, ctx, t, ctx.options.method, self.key)
+            out[t] = ({"co2": sum3(q)}, float(area[filled].sum()))
         return out
 
 

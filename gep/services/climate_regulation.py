@@ -1,26 +1,35 @@
 """Climate regulation (气候调节): cooling by vegetation transpiration and water-surface evaporation
-(methodology §4.9, ET form).
+(methodology §4.9 with §0.5 items 4-6), replacement cost (electricity).
 
-Vegetation:  E = ET_hot × A × λ_v / (3,600 × r)            [kWh]
-Water:       E = E_w,hot × A × λ_v / (3,600 × r)  (+ E_w × A × 10⁻³ × y with the humidifier term)
-ET_hot = ET × hot-day share (share of the year's ET on days with Tmax > 26 °C, county statistics);
-λ_v latent heat [kJ/kg]; r air-conditioner energy-efficiency ratio; y humidifier energy [kWh/m³].
-Valued at the electricity price (replacement cost). The humidifier term is off by default (humid
-Zhejiang); the water cooling term is divided by r (methodology §4.9 recommendation).
+Vegetation (``vegetation_term``):
+  ``transpiration_share`` (default): E = ET × T/ET × hot-day share × A × λ_v / (3,600 × r) [kWh],
+  the transpiration part of ET by a per-type share (coefficients.csv ``transpiration_share``);
+  ``et``: the same with total ET (T/ET = 1), the ET shortcut §0.5 item 4 says overstates.
+Water surface (``water_term``), E_w = water-surface evaporation depth (county statistics):
+  ``eer_hot_season`` (default): E = E_w × hot-day share × A × λ_v / (3,600 × r);
+  ``s_garze``: E = E_w × A × λ_v / 3,600, the full year and no EER (S-Garze eq. 13);
+  ``humidifier = true`` adds E_w × A × 10⁻³ × y (y kWh per m³ evaporated) to either form.
+  Without the humidifier, s_garze / eer_hot_season = r / hot-day share (3 / 0.45 = 6.7).
+Paddy (``paddy``): ``not_credited`` (default) or ``as_wetland`` (vegetation term with wetland's
+T/ET share): §0.5 item 6, some standards credit paddies as wetlands, without a source.
+
+λ_v latent heat [kJ/kg]; r air-conditioner energy-efficiency ratio; hot-day share = share of the
+year's evaporation on days with Tmax > 26 °C (county statistics).
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import Service, ServiceBlock, ServiceContext, aux_values
+from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, aux_values, sum3
 from gep.services.inputs import ACTUAL_ET
 
 KJ_PER_KWH = 3600.0
 
 
-def evaporative_cooling_kwh(water_mm: np.ndarray | float, area_m2: np.ndarray, latent_heat_kj_per_kg: float,
-                            energy_efficiency_ratio: float) -> np.ndarray:
+def evaporative_cooling_kwh(water_mm, area_m2, latent_heat_kj_per_kg, energy_efficiency_ratio) -> np.ndarray:
     """Electricity an air conditioner would use to remove the heat taken by evaporation [kWh].
 
     Parameters
@@ -28,7 +37,7 @@ def evaporative_cooling_kwh(water_mm: np.ndarray | float, area_m2: np.ndarray, l
     water_mm : evaporated/transpired water depth in the cooling season [mm] (= kg/m^2)
     area_m2 : area [m^2]
     latent_heat_kj_per_kg : latent heat of vaporisation λ_v [kJ/kg]
-    energy_efficiency_ratio : air-conditioner EER r [-]
+    energy_efficiency_ratio : air-conditioner EER r [-] (1: the heat itself, no EER)
 
     Notes
     -----
@@ -37,17 +46,20 @@ def evaporative_cooling_kwh(water_mm: np.ndarray | float, area_m2: np.ndarray, l
     return np.asarray(water_mm) * area_m2 * latent_heat_kj_per_kg / (KJ_PER_KWH * energy_efficiency_ratio)
 
 
-def humidifier_kwh(water_mm: float, area_m2: np.ndarray, humidifier_kwh_per_m3: float) -> np.ndarray:
+def humidifier_kwh(water_mm, area_m2, humidifier_kwh_per_m3) -> np.ndarray:
     """Electricity a humidifier would use to evaporate the same water [kWh] (S-Garze eq. 13, y term).
 
     water_mm [mm/a], area_m2 [m^2], humidifier_kwh_per_m3 [kWh/m^3].
     """
-    return water_mm * 1e-3 * area_m2 * humidifier_kwh_per_m3
+    return np.asarray(water_mm) * 1e-3 * area_m2 * humidifier_kwh_per_m3
 
 
 class ClimateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    vegetation_term: Literal["transpiration_share", "et"] = "transpiration_share"
+    water_term: Literal["eer_hot_season", "s_garze"] = "eer_hot_season"
     humidifier: bool = False
+    paddy: Literal["not_credited", "as_wetland"] = "not_credited"
 
 
 class ClimateRegulation(Service):
@@ -58,56 +70,68 @@ class ClimateRegulation(Service):
     statistics_fields = ("hot_day_share", "water_surface_evaporation_mm")
     Options = ClimateOptions
 
-    def quantity_unit(self, options):
-        return "kWh"
-
-    def price_key(self, options):
-        return "electricity"
+    def indicators(self, options):
+        return (Indicator("electricity_saved", "kWh", "electricity", "air-conditioning (and humidifier) energy"),)
 
     def method(self, options):
-        water = "water evaporation cooling" + (" + humidifier" if options.humidifier else "")
-        return f"ET form: hot-season transpiration and {water} energy / EER; replacement cost (electricity)"
+        veg = ("hot-season transpiration (ET x T/ET)" if options.vegetation_term == "transpiration_share"
+               else "hot-season total ET (ET shortcut)")
+        water = ("water evaporation, hot season / EER" if options.water_term == "eer_hot_season"
+                 else "water evaporation, full year, no EER (S-Garze form)")
+        extra = " + humidifier" if options.humidifier else ""
+        paddy = "; paddy credited as wetland" if options.paddy == "as_wetland" else ""
+        return f"{veg} and {water}{extra} energy; replacement cost (electricity){paddy}"
 
-    def _vegetation_types(self, ref):
-        return tuple(ref.per_type("cooling_et_credit"))
+    def _vegetation(self, ref, options) -> dict[str, str]:
+        """Credited vegetation type -> the type whose T/ET share it takes."""
+        veg = {t: t for t in ref.per_type("transpiration_share")}
+        if options.paddy == "as_wetland":
+            veg["cropland_paddy"] = "wetland"
+        return veg
 
     def _water_types(self, ref):
         return tuple(ref.per_type("cooling_water_evaporation_credit"))
 
     def credited_types(self, ref, options):
-        return self._vegetation_types(ref) + self._water_types(ref)
+        return tuple(self._vegetation(ref, options)) + self._water_types(ref)
 
     def parameters(self, ecosystem_type, ctx):
-        ref = ctx.ref
+        ref, o = ctx.ref, ctx.options
         shared = [ref.coefficient("latent_heat_of_vaporisation"), ref.coefficient("ac_energy_efficiency_ratio")]
         if ecosystem_type in self._water_types(ref):
-            extra = [ref.coefficient("humidifier_energy")] if ctx.options.humidifier else []
+            extra = [ref.coefficient("humidifier_energy")] if o.humidifier else []
             return [ref.coefficient("cooling_water_evaporation_credit", ecosystem_type)] + shared + extra
-        return [ref.coefficient("cooling_et_credit", ecosystem_type), ref.coefficient("et_default", ecosystem_type)] + shared
+        share = ([ref.coefficient("transpiration_share", self._vegetation(ref, o)[ecosystem_type])]
+                 if o.vegetation_term == "transpiration_share" else [])
+        return share + [ref.coefficient("et_default", ecosystem_type)] + shared
 
     def block_quantity(self, block: ServiceBlock, ctx: ServiceContext):
-        ref, out = ctx.ref, {}
-        lam = ref.coefficient("latent_heat_of_vaporisation").value
-        eer = ref.coefficient("ac_energy_efficiency_ratio").value
+        ref, o, out = ctx.ref, ctx.options, {}
+        lam = ref.coefficient("latent_heat_of_vaporisation").triple()
+        eer = ref.coefficient("ac_energy_efficiency_ratio").triple(decreasing=True)
         hot = ctx.statistics["hot_day_share"]
-        for t in self._vegetation_types(ref):
+        for t, share_of in self._vegetation(ref, o).items():
             area = block.type_area_m2.get(t)
-            if area is None:
+            if area is None:  # not a credited_in loop: each type names the type whose share it takes
                 continue
-            et, filled = aux_values(block, ctx, ACTUAL_ET, t)
-            credit = ref.coefficient("cooling_et_credit", t).value
-            q = evaporative_cooling_kwh(et * hot * credit, area, lam, eer)
-            out[t] = (float(q.sum()), float(area[filled].sum()))
+            et, filled = aux_values(block, ctx, ACTUAL_ET, t, self.key)
+            share = (ref.coefficient("transpiration_share", share_of).triple()
+                     if o.vegetation_term == "transpiration_share" else 1.0)
+            q = evaporative_cooling_kwh(et * share * hot, area, lam, eer)
+            out[t] = ({"electricity_saved": sum3(q)}, float(area[filled].sum()))
         evaporation = ctx.statistics["water_surface_evaporation_mm"]
         for t in self._water_types(ref):
             area = block.type_area_m2.get(t)
             if area is None:
                 continue
-            credit = ref.coefficient("cooling_water_evaporation_credit", t).value
-            q = evaporative_cooling_kwh(evaporation * hot * credit, area, lam, eer)
-            if ctx.options.humidifier:
-                q = q + humidifier_kwh(evaporation * credit, area, ref.coefficient("humidifier_energy").value)
-            out[t] = (float(q.sum()), 0.0)
+            credit = ref.coefficient("cooling_water_evaporation_credit", t).triple()
+            if o.water_term == "eer_hot_season":
+                q = evaporative_cooling_kwh(evaporation * hot * credit, area, lam, eer)
+            else:
+                q = evaporative_cooling_kwh(evaporation * credit, area, lam, 1.0)
+            if o.humidifier:
+                q = q + humidifier_kwh(evaporation * credit, area, ref.coefficient("humidifier_energy").triple())
+            out[t] = ({"electricity_saved": sum3(q)}, 0.0)
         return out
 
 
