@@ -68,6 +68,8 @@ class AuxiliaryConfig(_Strict):
     unit: str
     scale: float = Field(1.0, gt=0, description="multiply stored values by this to get `unit` (MODIS: 0.1, 0.0001)")
     resampling: Literal["bilinear", "nearest", "average", "cubic"] = "bilinear"
+    fill: Literal["class_default", "county_mean", "nearest"] | None = Field(
+        None, description="how cells without data are filled (default: the input's own rule, gep/services/inputs.py)")
     bands: list[int] = Field(default_factory=lambda: [1], min_length=1,
                              description="bands to use; several are summed once per run into a cached layer "
                                          "(12 monthly precipitation bands -> annual precipitation)")
@@ -369,14 +371,21 @@ class Coefficient:
         rng = f" [{self.low:g}-{self.high:g}]" if ranged else ""
         return f"{self.parameter}{where}={self.value:g}{rng} {self.unit} ({self.tag}: {self.source})"
 
-    def triple(self, decreasing: bool = False):
-        """(central, value giving the low quantity, value giving the high quantity) as a column
-        vector for interval arithmetic: a parameter the quantity grows with gives (v, low, high);
-        ``decreasing`` (the quantity falls as it grows, e.g. runoff) gives (v, high, low)."""
+    def bounds3(self, decreasing: bool = False):
+        """(central, value giving the low quantity, value giving the high quantity) for interval
+        arithmetic: a parameter the quantity grows with gives (v, low, high); ``decreasing`` (the
+        quantity falls as it grows, e.g. runoff) gives (v, high, low)."""
         import numpy as np
         lo = self.value if self.low is None else self.low
         hi = self.value if self.high is None else self.high
-        return np.array([self.value, hi, lo] if decreasing else [self.value, lo, hi])[:, None]
+        return np.array([self.value, hi, lo] if decreasing else [self.value, lo, hi])
+
+    def triple(self, decreasing: bool = False):
+        """:meth:`bounds3` as a (3, 1) column to broadcast against pixels, or the plain value when
+        the coefficient has no range (no extra work for it)."""
+        if self.low in (None, self.value) and self.high in (None, self.value):
+            return self.value
+        return self.bounds3(decreasing)[:, None]
 
 
 @dataclass(frozen=True)

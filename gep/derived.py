@@ -27,7 +27,7 @@ import rasterio
 from rasterio.windows import Window
 
 WGS84_A, WGS84_E2 = 6_378_137.0, 0.006694379990141317
-CHUNK_ROWS = 1024
+CHUNK_ROWS = 256  # rows per chunk: bounded memory (30 m rows of a province are ~15,000 cells)
 NODATA = -9999.0
 
 
@@ -43,8 +43,9 @@ def cell_size_m(transform, crs, row0: int, nrows: int) -> tuple[np.ndarray, np.n
     return np.full(nrows, abs(transform.a)), np.full(nrows, abs(transform.e))
 
 
-def horn_slope_deg(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Slope [degrees] of the inner cells of ``z`` (a window with a one-cell halo; NaN = nodata).
+def horn_gradient(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Slope as a gradient, tan θ [m/m], of the inner cells of ``z`` (a window with a one-cell
+    halo; NaN = nodata).
 
     Parameters
     ----------
@@ -54,30 +55,44 @@ def horn_slope_deg(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     Notes
     -----
     dz/dx = ((c + 2f + i) − (a + 2d + g)) / (8 dx); dz/dy = ((g + 2h + i) − (a + 2b + c)) / (8 dy),
-    with a..i the 3x3 neighbourhood row by row; slope = atan(√(dz/dx² + dz/dy²)) (Horn 1981).
+    with a..i the 3x3 neighbourhood row by row; tan θ = √(dz/dx² + dz/dy²) (Horn 1981).
     """
     a, b, c = z[:-2, :-2], z[:-2, 1:-1], z[:-2, 2:]
     d, f = z[1:-1, :-2], z[1:-1, 2:]
     g, h, i = z[2:, :-2], z[2:, 1:-1], z[2:, 2:]
     dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * dx[:, None])
     dzdy = ((g + 2 * h + i) - (a + 2 * b + c)) / (8 * dy[:, None])
-    return np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
+    return np.hypot(dzdx, dzdy)
 
 
-def ls_from_slope(slope_deg: np.ndarray, slope_length_m: float) -> np.ndarray:
-    """RUSLE LS factor [-] from slope [degrees] and slope length λ [m] (methodology §4.2).
+def horn_slope_deg(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Slope [degrees] by Horn's method (:func:`horn_gradient`)."""
+    return np.degrees(np.arctan(horn_gradient(z, dx, dy)))
+
+
+TAN_5, TAN_10 = math.tan(math.radians(5.0)), math.tan(math.radians(10.0))
+
+
+def ls_from_gradient(tan_theta: np.ndarray, slope_length_m: float) -> np.ndarray:
+    """RUSLE LS factor [-] from slope gradient tan θ [m/m] and slope length λ [m] (methodology §4.2).
 
     Notes
     -----
     L = (λ/22.13)^m, m = 0.2 (slope < 1 %), 0.3 (1-3 %), 0.4 (3-5 %), 0.5 (≥ 5 %);
-    S = 10.8 sinθ + 0.03 (θ < 5°), 16.8 sinθ − 0.5 (5°-10°), 21.91 sinθ − 0.96 (θ ≥ 10°).
+    S = 10.8 sinθ + 0.03 (θ < 5°), 16.8 sinθ − 0.5 (5°-10°), 21.91 sinθ − 0.96 (θ ≥ 10°);
+    sinθ = tanθ / √(1 + tan²θ) (no trigonometric call per cell).
     """
-    theta = np.radians(slope_deg)
-    pct = np.tan(theta) * 100.0
-    m = np.select([pct < 1, pct < 3, pct < 5], [0.2, 0.3, 0.4], 0.5)
-    sin = np.sin(theta)
-    s = np.select([slope_deg < 5, slope_deg < 10], [10.8 * sin + 0.03, 16.8 * sin - 0.5], 21.91 * sin - 0.96)
-    return (slope_length_m / 22.13) ** m * s
+    t = np.asarray(tan_theta)
+    ratio = slope_length_m / 22.13
+    length = np.select([t < 0.01, t < 0.03, t < 0.05], [ratio ** 0.2, ratio ** 0.3, ratio ** 0.4], ratio ** 0.5)
+    sin = t / np.sqrt(1.0 + t * t)
+    steep = np.select([t < TAN_5, t < TAN_10], [10.8 * sin + 0.03, 16.8 * sin - 0.5], 21.91 * sin - 0.96)
+    return length * steep
+
+
+def ls_from_slope(slope_deg: np.ndarray, slope_length_m: float) -> np.ndarray:
+    """RUSLE LS factor [-] from slope [degrees] (:func:`ls_from_gradient`)."""
+    return ls_from_gradient(np.tan(np.radians(slope_deg)), slope_length_m)
 
 
 def _profile(src, **changes) -> dict:
@@ -96,13 +111,38 @@ def ls_factor_from_dem(sources: dict[str, Path], parameters: dict[str, float], o
             n = min(CHUNK_ROWS, src.height - r0)
             top, bottom = max(0, r0 - 1), min(src.height, r0 + n + 1)
             arr = src.read(1, window=Window(0, top, src.width, bottom - top), masked=True)
-            z = np.ma.getdata(arr).astype(np.float64)
+            z = np.ma.getdata(arr).astype(np.float32)  # elevations to 0.1 mm: float32 is plenty
             z[np.ma.getmaskarray(arr)] = np.nan
             # Edge rows and columns of the raster repeat their neighbours (no halo beyond the grid).
             z = np.pad(z, ((1 if top == r0 else 0, 1 if bottom == r0 + n else 0), (1, 1)), mode="edge")
             dx, dy = cell_size_m(src.transform, src.crs, r0, n)
-            ls = ls_from_slope(horn_slope_deg(z, dx, dy), slope_length)
+            ls = ls_from_gradient(horn_gradient(z, dx.astype(np.float32), dy.astype(np.float32)), slope_length)
             dst.write(np.where(np.isfinite(ls), ls, NODATA).astype(np.float32), 1, window=Window(0, r0, src.width, n))
+
+
+def k_factor_from_soil(sources: dict[str, Path], parameters: dict[str, float], out_path: Path) -> None:
+    """Write RUSLE K [t ha h ha⁻¹ MJ⁻¹ mm⁻¹] from soil sand, silt, clay and organic carbon [%]
+    rasters on one grid: EPIC (Williams 1990) with Zhang Keli's correction for Chinese soils."""
+    from gep.services.soil_retention import k_chinese_si, k_epic_us
+    names = ("soil_sand", "soil_silt", "soil_clay", "soil_organic_carbon")
+    handles = [rasterio.open(sources[n]) for n in names]
+    try:
+        first = handles[0]
+        for h in handles[1:]:
+            if (h.shape, h.transform, h.crs) != (first.shape, first.transform, first.crs):
+                raise ValueError(f"the soil rasters must share one grid: {h.name} differs from {first.name}")
+        with rasterio.open(out_path, "w", **_profile(first)) as dst:
+            for r0 in range(0, first.height, CHUNK_ROWS):
+                win = Window(0, r0, first.width, min(CHUNK_ROWS, first.height - r0))
+                arrs = [h.read(1, window=win, masked=True) for h in handles]
+                values = [np.ma.getdata(a).astype(np.float64) for a in arrs]
+                k = k_chinese_si(k_epic_us(*values), parameters["zhang_k_intercept"], parameters["zhang_k_slope"],
+                                 parameters["epic_si_factor"])
+                k[np.logical_or.reduce([np.ma.getmaskarray(a) for a in arrs]) | ~np.isfinite(k)] = NODATA
+                dst.write(k.astype(np.float32), 1, window=win)
+    finally:
+        for h in handles:
+            h.close()
 
 
 def sum_bands(path: Path, bands: list[int], out_path: Path) -> None:
@@ -115,3 +155,20 @@ def sum_bands(path: Path, bands: list[int], out_path: Path) -> None:
             total = np.ma.getdata(arr).astype(np.float64).sum(axis=0)
             total[np.ma.getmaskarray(arr).any(axis=0)] = np.nan
             dst.write(np.where(np.isfinite(total), total, NODATA).astype(np.float32), 1, window=win)
+
+
+def fill_nearest(path: Path, out_path: Path) -> None:
+    """Write a copy of a one-band raster with each cell without data taken from the nearest valid
+    cell (Euclidean distance in cells, scipy.ndimage.distance_transform_edt); valid cells unchanged."""
+    from scipy import ndimage
+    with rasterio.open(path) as src:
+        arr = src.read(1, masked=True)
+        data = np.ma.getdata(arr).astype(np.float64)
+        missing = np.ma.getmaskarray(arr) | ~np.isfinite(data)
+        if missing.all():
+            data[:] = NODATA
+        elif missing.any():
+            idx = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
+            data = data[tuple(idx)]
+        with rasterio.open(out_path, "w", **_profile(src)) as dst:
+            dst.write(data.astype(np.float32), 1)

@@ -31,7 +31,7 @@ from gep.area import polygon_area_m2
 from gep.config import LandCoverScheme, ReferenceData, RunConfig, load_reference_data, sha256_file
 from gep.errors import InputProblem, InputValidationError
 from gep.services import REGISTRY
-from gep.services.base import AuxInput, ServiceContext
+from gep.services.base import NEAREST, AuxInput, ServiceContext
 from gep.services.inputs import AUXILIARY, STATISTICS_FIELDS
 from gep.valuation import index_price
 from gep.zonal import AuxSpec, outside_raster_area_m2, zone_polygon
@@ -85,7 +85,7 @@ class PreparedRun:
         vectors = {name: self.vectors.get(county_code, {}).get(name, []) for name in self.cfg.vectors}
         runs = [ServiceRun(REGISTRY[key], ServiceContext(self.ref, opts, stats, county_code, self.year, options,
                                                          self.tables.get(county_code, {}), vectors,
-                                                         self.aux_county_mean.get(county_code, {})))
+                                                         self.aux_county_mean.get(county_code, {}), fill_rules(self.cfg)))
                 for key, opts in self.services]
         # A run loaded without checks (a Dask worker) tallies strips but never builds account tables.
         polygon_m2, outside_m2 = self.polygon_areas_m2.get(county_code, (float("nan"), float("nan")))
@@ -316,7 +316,19 @@ def _open_auxiliary(cfg: RunConfig, cfg_file: str, ref: ReferenceData, services,
             found = _check_aux_values(cfg, path, aux_input, scale, ds, counties, lc_crs, coverage, means)
             problems += found if report else []
         aux.append(AuxSpec(name, path, scale, resampling))
+        rule = fill_rules(cfg).get(name, aux_input.fill)
+        if rule == "class_default" and aux_input.default_parameter is None:
+            problems.append(InputProblem(cfg_file, f"auxiliary.{name}.fill", f"{name} has no per-class default",
+                                         "use fill = \"county_mean\" or \"nearest\""))
+        elif rule == "nearest":
+            filled = _cached(cfg, f"{name}-nearest", [path], "", lambda target: derived.fill_nearest(path, target))
+            aux.append(AuxSpec(name + NEAREST, filled, scale, "nearest"))
     return tuple(aux), problems
+
+
+def fill_rules(cfg: RunConfig) -> dict[str, str]:
+    """Fill rules the run configuration sets for its auxiliary inputs."""
+    return {name: a.fill for name, a in cfg.auxiliary.items() if a.fill is not None}
 
 
 def _auxiliary_source(cfg: RunConfig, cfg_file: str, ref: ReferenceData, aux_input: AuxInput, svc_key: str, year: int):
@@ -352,6 +364,16 @@ def _auxiliary_source(cfg: RunConfig, cfg_file: str, ref: ReferenceData, aux_inp
         if not sources[s].is_file():
             problems.append(InputProblem(str(sources[s]), f"auxiliary.{s}", "file not found",
                                          "check the path in the run configuration"))
+    if not problems and len(sources) > 1:
+        grids = {}
+        for s, path in sources.items():
+            with rasterio.open(path) as ds:
+                grids[s] = (ds.shape, tuple(ds.transform), ds.crs.to_string() if ds.crs else None)
+        first = next(iter(sources))
+        problems += [InputProblem(str(sources[s]), f"auxiliary.{s}", f"not on the grid of {sources[first]} (the {name} "
+                                  f"is computed cell by cell from {', '.join(layer.sources)})",
+                                  "bring the rasters onto one grid (gdalwarp -tr/-te/-t_srs), or give "
+                                  f"[auxiliary.{name}] yourself") for s in sources if grids[s] != grids[first]]
     if problems:
         return None, problems
     params = {p: ref.coefficient(p).value for p in layer.parameters}

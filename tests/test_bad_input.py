@@ -429,3 +429,74 @@ def test_failed_runs_are_recorded_with_the_counties_and_reasons(world, capsys):
     assert rec.outcome == "failed" and "InputValidationError" in rec.error
     failed = json.loads(rec.failed_counties)
     assert set(failed) == {"000001", "000002"} and "no row for county 000002" in failed["000002"][0]
+
+
+# ---------------------------------------------------------------- inputs of the regulating services
+def _regulating(world):
+    world.regulating = True
+    return world.write()
+
+
+def test_missing_emission_names_county_pollutant_and_fix(world, capsys, previous_output):
+    config = _regulating(world)
+    emissions = world.root / "emissions.csv"
+    emissions.write_text("\n".join(l for l in emissions.read_text().splitlines() if not l.startswith("000002,2020,nox")) + "\n")
+    _cli_fails(world, capsys, previous_output, "emissions.csv [pollutant=nox]", "county 000002 2020: no row for nox",
+               "needed by air_purification", "add a row county_code=000002, year=2020, pollutant=nox", config=config)
+
+
+def test_emissions_table_not_configured(world, capsys, previous_output):
+    config = _regulating(world)
+    config.write_text(config.read_text().replace('[tables.emissions]\npath = "emissions.csv"\n', ""))
+    _cli_fails(world, capsys, previous_output, "[tables.emissions]",
+               "services air_purification, water_purification need the table 'emissions'", config=config)
+
+
+def test_lakes_given_as_points_are_refused(world, capsys, previous_output):
+    from shapely.geometry import Point
+    config = _regulating(world)
+    gpd.GeoDataFrame({"name": ["a point"]}, geometry=[Point(120.01, 30.99)], crs="EPSG:4326").to_file(
+        world.root / "lakes.gpkg", layer="lakes", driver="GPKG")
+    _cli_fails(world, capsys, previous_output, "lakes.gpkg [geometry]", "1 feature(s) are not polygons (Point)",
+               config=config)
+
+
+def test_a_layer_in_another_crs_is_refused(world, capsys, previous_output):
+    config = _regulating(world)
+    lakes = gpd.read_file(world.root / "lakes.gpkg", layer="lakes").to_crs("EPSG:32651")
+    lakes.to_file(world.root / "lakes.gpkg", layer="lakes", driver="GPKG")
+    _cli_fails(world, capsys, previous_output, "lakes.gpkg [crs]", "layer CRS EPSG:32651 differs", "ogr2ogr -t_srs",
+               config=config)
+
+
+def test_negative_reservoir_storage_is_refused(world, capsys, previous_output):
+    from shapely.geometry import Point
+    config = _regulating(world)
+    gpd.GeoDataFrame({"name": ["dam"], "storage": [-5.0]}, geometry=[Point(120.005, 30.995)], crs="EPSG:4326").to_file(
+        world.root / "reservoirs.gpkg", layer="reservoirs", driver="GPKG")
+    _cli_fails(world, capsys, previous_output, "reservoirs.gpkg [storage]", "not a non-negative number for dam",
+               config=config)
+
+
+def test_split_shares_above_one_are_refused(world, capsys, previous_output):
+    world.write()
+    (world.root / "scheme.toml").write_text(
+        'title = "t"\nnodata = 0\nsource = "test"\n[classes]\n'
+        '1 = { name = "Crop", split = { cropland_paddy = "paddy_share", garden = "garden_share", cropland_dry = "rest" } }\n'
+        + "".join(f'{c} = {{ name = "c{c}", ecosystem_type = "{t}" }}\n' for c, t in
+                  ((2, "forest"), (3, "shrub"), (4, "grassland"), (5, "water"), (6, "snow_ice"), (7, "bare"),
+                   (8, "built_up"), (9, "wetland"))))
+    (world.root / "stats.csv").write_text(
+        "county_code,year,paddy_share,garden_share,hot_day_share,water_surface_evaporation_mm,source\n"
+        "000001,2020,0.75,0.5,0.45,900,t\n000002,2020,0.75,0.1,0.45,900,t\n")
+    config = world.config()
+    config.write_text(config.read_text().replace('landcover_scheme = "clcd"', 'landcover_scheme = "scheme.toml"'))
+    _cli_fails(world, capsys, previous_output, "stats.csv [paddy_share, garden_share]",
+               "county 000001 2020: class 'Crop': the split shares", "add up to more than 1", config=config)
+
+
+def test_an_unknown_method_switch_is_refused(world, capsys, previous_output):
+    config = _regulating(world)
+    config.write_text(config.read_text() + '\n[services.climate_regulation]\nwater_term = "sgarze"\n')
+    _cli_fails(world, capsys, previous_output, "[services.climate_regulation.water_term]",
+               "Input should be 'eer_hot_season' or 's_garze'", config=config)

@@ -157,6 +157,44 @@ def test_soil_retention_on_the_tiny_world(world):
     assert ("soil_retained", "wetland") not in a.index  # no C factor for wetland: not credited
 
 
+def _soil_rasters(world, shift: float = 0.0):
+    from rasterio.transform import from_origin
+    from tiny_world import write_raster
+    w, _, _, n = world.aux_bounds
+    for name, value in (("sand", 30.0), ("silt", 40.0), ("clay", 30.0), ("soc", 1.5)):
+        write_raster(world.root / f"{name}.tif", np.full((4, 5), value, dtype=np.float32),
+                     from_origin(w + (shift if name == "soc" else 0.0), n, 0.02, 0.02), nodata=-9999.0)
+    return "".join(f'[auxiliary.soil_{k}]\npath = "{f}.tif"\nunit = "%"\n' for k, f in
+                   (("sand", "sand"), ("silt", "silt"), ("clay", "clay"), ("organic_carbon", "soc")))
+
+
+def test_k_is_derived_from_soil_texture_by_epic(world):
+    world.regulating = True
+    config = world.write()
+    soils = _soil_rasters(world)
+    config.write_text(config.read_text().replace('[services.soil_retention]\nk_factor = "raster"\n', soils))
+    prep = pipeline.prepare(load_run_config(config), 2020)
+    try:
+        a = rows(pipeline.account(prep)[0], "soil_retention")
+    finally:
+        prep.close()
+    k = (-0.01383 + 0.51575 * k_epic_us(30.0, 40.0, 30.0, 1.5)) * 0.1317
+    c = 0.6508 - 0.3436 * math.log10(COVER * 100)
+    assert a.loc[("soil_retained", "forest"), "quantity"] == pytest.approx(
+        R_FACTOR * k * LS * (1 - c) * FOREST_A / 1e4, rel=1e-6)
+    assert "K by EPIC + Zhang correction" in a.loc[("sediment", "forest"), "method"]
+
+
+def test_soil_rasters_on_different_grids_are_refused(world):
+    from gep.errors import InputValidationError
+    world.regulating = True
+    config = world.write()
+    soils = _soil_rasters(world, shift=0.005)
+    config.write_text(config.read_text().replace('[services.soil_retention]\nk_factor = "raster"\n', soils))
+    with pytest.raises(InputValidationError, match=r"soc.tif \[auxiliary.soil_organic_carbon\]: not on the grid of"):
+        pipeline.prepare(load_run_config(config), 2020)
+
+
 # ----------------------------------------------------------------------------- flood regulation
 def test_lake_model_is_applied_to_whole_lakes():
     whole = lake_capacity_m3(10.0, 4.924, 1.128)
@@ -389,6 +427,37 @@ def test_precipitation_gap_is_filled_with_the_county_mean_and_reported(world):
     assert wetland.default_filled_share == 1.0
     assert "took per-class default inputs" in a.gep.iloc[0].quality_flag
     assert np.isfinite(a.services.loc[a.services.status == "accounted", "value_cny"]).all()
+
+
+def test_nearest_valid_fill_rule(world):
+    # fill = "nearest": the wetland pixel of A (land-cover row 3, column 1) has no precipitation; its
+    # four neighbouring cells hold 1,100 mm (all others 1,400): it takes 1,100, and is reported filled.
+    config = world.write()
+    precip = np.full((8, 10), 1400.0, dtype=np.float32)
+    precip[5, 3] = -9999.0
+    for r, c in ((4, 3), (6, 3), (5, 2), (5, 4)):
+        precip[r, c] = 1100.0
+    _precip_on_pixels(world, precip)
+    config.write_text(config.read_text().replace('path = "precip_{year}.tif"\nunit = "mm/a"',
+                                                 'path = "precip_{year}.tif"\nunit = "mm/a"\nresampling = "nearest"\n'
+                                                 'fill = "nearest"'))
+    prep = pipeline.prepare(load_run_config(config), 2020)
+    try:
+        s = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
+    finally:
+        prep.close()
+    wetland = s.loc[("water_conservation", "wetland")]
+    assert wetland.quantity == pytest.approx((1100.0 - ET_MM) * 1e-3 * WETLAND_A, rel=1e-9)
+    assert wetland.default_filled_share == 1.0
+
+
+def test_a_fill_rule_without_a_default_is_refused(world):
+    from gep.errors import InputValidationError
+    config = world.write()
+    config.write_text(config.read_text().replace('path = "precip_{year}.tif"\nunit = "mm/a"',
+                                                 'path = "precip_{year}.tif"\nunit = "mm/a"\nfill = "class_default"'))
+    with pytest.raises(InputValidationError, match=r"\[auxiliary.precipitation.fill\]: precipitation has no per-class"):
+        pipeline.prepare(load_run_config(config), 2020)
 
 
 # ----------------------------------------------------------------------------- schemes, bands, carbon stock

@@ -38,7 +38,8 @@ from gep.config import Coefficient, ReferenceData
 from gep.errors import GepError
 
 Category = Literal["provisioning", "regulating", "cultural"]
-FillRule = Literal["class_default", "county_mean"]
+FillRule = Literal["class_default", "county_mean", "nearest"]
+NEAREST = ".nearest"  # suffix of the nearest-valid copy of an input (a cached derived layer)
 Triple = np.ndarray  # shape (3,): central, low, high
 
 STANDARDS_ALL = ("rcees_case", "national_2020", "ndrc_2022", "zj_db33_2025")
@@ -138,6 +139,7 @@ class ServiceContext:
     tables: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # table -> key -> value
     vectors: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)  # layer -> features in the county
     aux_county_mean: Mapping[str, float] = field(default_factory=dict)  # input -> county mean of valid cells
+    aux_fill: Mapping[str, str] = field(default_factory=dict)  # input -> fill rule set in the run configuration
 
 
 @dataclass
@@ -223,31 +225,49 @@ class Service(ABC):
 
 def aux_values(block: ServiceBlock, ctx: ServiceContext, aux: AuxInput, ecosystem_type: str, service: str = "",
                decreasing: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Auxiliary values for the pixels of one type, filled by the input's rule, as (3, n) rows
-    (central, value giving the low quantity, value giving the high quantity); and the filled mask.
+    """Auxiliary values for the pixels of one type, filled by the input's rule; and the filled mask.
+
+    The values are one row (n,) when no pixel was filled, else (3, n) rows (central, value giving
+    the low quantity, value giving the high quantity): formulas broadcast either against the (3, 1)
+    coefficient triples, so the range costs extra work only where it exists.
 
     ``class_default``: the type's coefficient (with its low/high range); ``county_mean``: the mean
-    of the input's valid cells over the county, from the validation pass (no range). Raises when
-    a pixel cannot be filled: no quantity is ever NaN.
+    of the input's valid cells over the county, from the validation pass; ``nearest``: the value of
+    the nearest valid cell of the raster (a cached filled copy). The rule is the input's own, or
+    the one the run configuration sets for it. Raises when a pixel cannot be filled: no quantity
+    is ever NaN.
     """
     values = block.type_aux[ecosystem_type][aux.name]
     missing = np.isnan(values)
     if not missing.any():
-        return np.broadcast_to(values, (3, values.size)), missing
-    if aux.fill == "class_default":
-        fill = ctx.ref.coefficient(aux.default_parameter, ecosystem_type).triple(decreasing)
+        return values, missing
+    rule = ctx.aux_fill.get(aux.name, aux.fill)
+    if rule == "class_default":
+        fill = ctx.ref.coefficient(aux.default_parameter, ecosystem_type).bounds3(decreasing)[:, None]
+    elif rule == "county_mean":
+        fill = np.full((3, 1), ctx.aux_county_mean.get(aux.name, float("nan")))
     else:
-        mean = ctx.aux_county_mean.get(aux.name, float("nan"))
-        fill = np.full((3, 1), mean)
+        fill = np.broadcast_to(block.type_aux[ecosystem_type][aux.name + NEAREST][missing], (3, int(missing.sum())))
+        filled = np.broadcast_to(values, (3, values.size)).copy()
+        filled[:, missing] = fill
+        if np.all(np.isfinite(fill)):
+            return filled, missing
     if not np.all(np.isfinite(fill)):
         raise GepError(f"county {ctx.county_code}, service {service or '?'}: the auxiliary raster {aux.name!r} has "
                        f"no data over {int(missing.sum()):,} {ecosystem_type} pixel(s) and its fill rule "
-                       f"{aux.fill!r} gives no value (no valid cell in the county); nothing was written.\n"
+                       f"{rule!r} gives no value (no valid cell in the county); nothing was written.\n"
                        f"    fix: use a raster with valid data over the county, or declare a class default "
                        f"for {aux.name}")
     return np.where(missing[None, :], fill, values[None, :]), missing
 
 
 def sum3(per_pixel: np.ndarray) -> Triple:
-    """Sum (3, n) per-pixel quantities into a (central, low, high) triple."""
-    return np.asarray(per_pixel, dtype=np.float64).reshape(3, -1).sum(axis=1)
+    """Sum per-pixel quantities, (3, n) rows or one (n,) row without a range, into a (central,
+    low, high) triple."""
+    a = np.asarray(per_pixel, dtype=np.float64)
+    return np.full(3, a.sum()) if a.ndim < 2 else a.reshape(3, -1).sum(axis=1)
+
+
+def central(values: np.ndarray) -> np.ndarray:
+    """The central row of values from :func:`aux_values` (for formulas without a range)."""
+    return values if values.ndim == 1 else values[0]

@@ -82,7 +82,7 @@ class FloodRegulation(Service):
             out.quantities[("wetland", "marshes")] = totals["wetland"].quantities["marshes"]
         lakes = ctx.vectors.get("lakes")
         if lakes:
-            ln_a, b = ref.coefficient("lake_model_ln_a").value, ref.coefficient("lake_model_b").triple()[:, 0]
+            ln_a, b = ref.coefficient("lake_model_ln_a").value, ref.coefficient("lake_model_b").bounds3()
             t = ref.coefficient("lake_exchange_times").value
             caps = [lake_capacity_m3(f["area_km2"], ln_a, b, t) * f["share_in_county"] for f in lakes]
             out.quantities[("water", "lakes")] = sum(caps)
@@ -92,7 +92,7 @@ class FloodRegulation(Service):
                 f"{c[0]:,.6g} m3" for f, c in zip(lakes, caps))
         reservoirs = ctx.vectors.get("reservoirs")
         if reservoirs:
-            share = ref.coefficient("reservoir_flood_share").triple()[:, 0]
+            share = ref.coefficient("reservoir_flood_share").bounds3()
             caps = [reservoir_capacity_m3(f["value"], share) for f in reservoirs]
             out.quantities[("water", "reservoirs")] = sum(caps)
             out.areas_m2[("water", "reservoirs")] = 0.0

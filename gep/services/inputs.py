@@ -9,7 +9,7 @@ per row; a pixel that cannot be filled stops the run.
 """
 from __future__ import annotations
 
-from gep.derived import ls_factor_from_dem
+from gep.derived import k_factor_from_soil, ls_factor_from_dem
 from gep.services.base import AuxInput, DerivedLayer
 
 PRECIPITATION = AuxInput("precipitation", "mm/a", None, (0.0, 13_000.0),
@@ -36,11 +36,19 @@ SOIL_ORGANIC_CARBON = AuxInput("soil_organic_carbon", "%", None, (0.0, 60.0),
                                "organic carbon is below about 58 % even in peat", fill="county_mean")
 SOIL_ERODIBILITY = AuxInput("soil_erodibility", "t ha h/(ha MJ mm)", None, (0.0, 0.1),
                             "RUSLE K in SI units lies between about 0 and 0.08", fill="county_mean")
+SOIL_ERODIBILITY_EPIC = AuxInput("soil_erodibility_epic", "t ha h/(ha MJ mm)", None, (0.0, 0.1),
+                                 "RUSLE K in SI units lies between about 0 and 0.08", fill="county_mean",
+                                 derived=DerivedLayer(("soil_sand", "soil_silt", "soil_clay", "soil_organic_carbon"),
+                                                      ("zhang_k_intercept", "zhang_k_slope", "epic_si_factor"),
+                                                      k_factor_from_soil,
+                                                      "K by EPIC (Williams 1990) with Zhang Keli's correction, "
+                                                      "(-0.01383 + 0.51575 K_EPIC) x 0.1317, on the soil grid"))
 VEGETATION_COVER = AuxInput("vegetation_cover", "1", "vegetation_cover_default", (0.0, 1.0),
                             "fractional vegetation cover is a share 0-1")
 
 AUXILIARY = {a.name: a for a in (PRECIPITATION, ACTUAL_ET, NPP, EROSIVITY, DEM, LS_FACTOR, SOIL_SAND, SOIL_SILT,
-                                 SOIL_CLAY, SOIL_ORGANIC_CARBON, SOIL_ERODIBILITY, VEGETATION_COVER)}
+                                 SOIL_CLAY, SOIL_ORGANIC_CARBON, SOIL_ERODIBILITY, SOIL_ERODIBILITY_EPIC,
+                                 VEGETATION_COVER)}
 
 # County-statistics fields: the range each value must lie in, and what it is (validation refuses
 # a value outside; the land-cover schemes' split shares and the services' fields are all here).

@@ -44,7 +44,7 @@ class PurificationService(Service):
         ref, out = ctx.ref, {}
         for t, area in self.credited_in(block, ctx):
             total_m2 = float(area.sum())
-            caps = {f"capacity_{k}": ref.per_type(self.capacity_prefix + k)[t].triple()[:, 0] * total_m2
+            caps = {f"capacity_{k}": ref.per_type(self.capacity_prefix + k)[t].bounds3() * total_m2
                     * self.t_per_unit_capacity_m2
                     for k, _ in self.pollutants if t in ref.per_type(self.capacity_prefix + k)}
             out[t] = (caps, 0.0)

@@ -7,7 +7,9 @@ A_sr = R × K × LS × (1 − C × P)   [t ha⁻¹ a⁻¹], per pixel; Q_sr = Σ
   (§0.5 item 2), so it is not offered until it is checked against a published R for a named place.
 - K, soil erodibility [t ha h ha⁻¹ MJ⁻¹ mm⁻¹]: ``k_factor = "epic"`` (default) from sand, silt, clay
   and organic carbon rasters by EPIC (Williams 1990) with Zhang Keli's correction for Chinese soils,
-  K = (−0.01383 + 0.51575 K_EPIC) × 0.1317; or ``"raster"``, a K raster in SI units.
+  K = (−0.01383 + 0.51575 K_EPIC) × 0.1317, computed once per run on the soil rasters' own grid (a
+  derived layer: K of the soil map, then sampled bilinear like any input, as a GIS K map would be);
+  or ``"raster"``, a K raster in SI units.
 - LS [-]: from the DEM (gep/derived.py: Horn slope, slope-based L and S of §4.2), or an LS raster.
 - C [-]: ``c_factor = "vegetation_cover"`` (default) from fractional cover f_c by Cai Chongfa 2000,
   C = 1 (f_c = 0), 0.6508 − 0.3436 log10(f_c %) (0 < f_c ≤ 78.3 %), 0 above; or ``"by_class"``.
@@ -29,8 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gep.services.base import (Finalized, Indicator, Service, ServiceBlock, ServiceContext, TypeQuantity,
                                aux_values, sum3)
-from gep.services.inputs import (EROSIVITY, LS_FACTOR, SOIL_CLAY, SOIL_ERODIBILITY, SOIL_ORGANIC_CARBON,
-                                 SOIL_SAND, SOIL_SILT, VEGETATION_COVER)
+from gep.services.inputs import (EROSIVITY, LS_FACTOR, SOIL_ERODIBILITY, SOIL_ERODIBILITY_EPIC, VEGETATION_COVER)
 
 M2_PER_HA = 1e4
 
@@ -56,11 +57,14 @@ def k_chinese_si(k_epic, intercept: float, slope: float, si_factor: float):
 
 
 def c_from_cover(cover, intercept, slope, full_cover_pct):
-    """RUSLE C [-] from fractional vegetation cover [0-1] (Cai Chongfa 2000, methodology §4.2)."""
-    fc = np.asarray(cover) * 100.0
-    with np.errstate(divide="ignore"):
-        mid = intercept - slope * np.log10(np.where(fc > 0, fc, 1.0))
-    return np.clip(np.where(fc <= 0, 1.0, np.where(fc > full_cover_pct, 0.0, mid)), 0.0, 1.0)
+    """RUSLE C [-] from fractional vegetation cover [0-1] (Cai Chongfa 2000, methodology §4.2):
+    1 at f_c = 0, intercept − slope × log10(f_c %) for 0 < f_c ≤ full_cover_pct, 0 above."""
+    fc = np.asarray(cover, dtype=np.float64) * 100.0
+    c = np.zeros_like(fc)
+    mid = (fc > 0) & (fc <= full_cover_pct)
+    c[mid] = intercept - slope * np.log10(fc[mid])  # the logarithm only where it is used
+    c[fc <= 0] = 1.0
+    return np.clip(c, 0.0, 1.0, out=c)
 
 
 def soil_retention_t(r, k, ls, c, p, area_m2):
@@ -81,14 +85,13 @@ class SoilRetention(Service):
     key = "soil_retention"
     name_zh = "土壤保持"
     category = "regulating"
-    aux_inputs = (EROSIVITY, LS_FACTOR, SOIL_SAND, SOIL_SILT, SOIL_CLAY, SOIL_ORGANIC_CARBON, SOIL_ERODIBILITY,
-                  VEGETATION_COVER)
+    aux_inputs = (EROSIVITY, LS_FACTOR, SOIL_ERODIBILITY_EPIC, SOIL_ERODIBILITY, VEGETATION_COVER)
     Options = SoilOptions
 
     def inputs_needed(self, options):
-        k = (SOIL_SAND, SOIL_SILT, SOIL_CLAY, SOIL_ORGANIC_CARBON) if options.k_factor == "epic" else (SOIL_ERODIBILITY,)
+        k = SOIL_ERODIBILITY_EPIC if options.k_factor == "epic" else SOIL_ERODIBILITY
         c = (VEGETATION_COVER,) if options.c_factor == "vegetation_cover" else ()
-        return (EROSIVITY, LS_FACTOR, *k, *c)
+        return (EROSIVITY, LS_FACTOR, k, *c)
 
     def indicators(self, options):
         return (Indicator("soil_retained", "t", None, "soil erosion avoided, R K LS (1 - C P) (memo: valued "
@@ -118,17 +121,6 @@ class SoilRetention(Service):
                                                 "soil_total_nitrogen", "soil_total_phosphorus")]
         return params
 
-    def _k(self, block, ctx, t):
-        ref = ctx.ref
-        if ctx.options.k_factor == "raster":
-            return aux_values(block, ctx, SOIL_ERODIBILITY, t, self.key)
-        parts = [aux_values(block, ctx, a, t, self.key) for a in (SOIL_SAND, SOIL_SILT, SOIL_CLAY, SOIL_ORGANIC_CARBON)]
-        k_epic = k_epic_us(*(v[0] for v, _ in parts))  # county-mean fills carry no range
-        k = k_chinese_si(k_epic, ref.coefficient("zhang_k_intercept").value, ref.coefficient("zhang_k_slope").value,
-                         ref.coefficient("epic_si_factor").value)
-        filled = np.logical_or.reduce([m for _, m in parts])
-        return np.broadcast_to(k, (3, k.size)), filled
-
     def _c(self, block, ctx, t):
         ref = ctx.ref
         if ctx.options.c_factor == "by_class":
@@ -143,7 +135,8 @@ class SoilRetention(Service):
         for t, area in self.credited_in(block, ctx):
             r, r_filled = aux_values(block, ctx, EROSIVITY, t, self.key)
             ls, ls_filled = aux_values(block, ctx, LS_FACTOR, t, self.key)
-            k, k_filled = self._k(block, ctx, t)
+            k, k_filled = aux_values(block, ctx, SOIL_ERODIBILITY_EPIC if ctx.options.k_factor == "epic"
+                                     else SOIL_ERODIBILITY, t, self.key)
             c, c_filled = self._c(block, ctx, t)
             p = ref.coefficient("p_factor", t).triple(decreasing=True)
             q = soil_retention_t(r, k, ls, c, p, area)
@@ -152,10 +145,10 @@ class SoilRetention(Service):
 
     def finalize(self, totals: dict[str, TypeQuantity], ctx: ServiceContext) -> Finalized:
         ref = ctx.ref
-        lam = ref.coefficient("sediment_deposition_ratio").triple()[:, 0]
-        rho = ref.coefficient("soil_bulk_density").triple(decreasing=True)[:, 0]
-        tn = ref.coefficient("soil_total_nitrogen").triple()[:, 0]
-        tp = ref.coefficient("soil_total_phosphorus").triple()[:, 0]
+        lam = ref.coefficient("sediment_deposition_ratio").bounds3()
+        rho = ref.coefficient("soil_bulk_density").bounds3(decreasing=True)
+        tn = ref.coefficient("soil_total_nitrogen").bounds3()
+        tp = ref.coefficient("soil_total_phosphorus").bounds3()
         out = {}
         for t, tq in totals.items():
             q = tq.quantities["soil_retained"]
