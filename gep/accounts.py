@@ -285,7 +285,7 @@ def _plausibility(job: CountyJob, per_km2: float, area_km2: float) -> str:
     low, high = PLAUSIBLE_GEP_PER_KM2
     rule = f"methodology §11.2: {low / 1e8:g}-{high / 1e8:g}e8 CNY/km2 for a complete GEP"
     if not job.complete_indicator_set:
-        return "not checked: partial indicator set (the §11.2 range is for a complete GEP)"
+        return "not checked: partial indicator set"  # the §11.2 range is for a complete GEP
     if not area_km2 > 0:
         return "not checked: no classified area"
     if per_km2 < low:

@@ -114,7 +114,7 @@ def cmd_sample_data(args) -> int:
     from gep import sample_data
     from gep.config import load_run_config
     cfg = load_run_config(args.config)
-    print("making sure the SYNTHETIC sample rasters exist (seeded, deterministic; about 20 s to generate) ...")
+    print("making sure the SYNTHETIC sample rasters exist (seeded, deterministic; about 30 s to generate) ...")
     written = sample_data.ensure_sample(cfg, force=args.force)
     for p in written:
         print(f"  wrote {p}")

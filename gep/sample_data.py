@@ -315,7 +315,7 @@ def _write_static(cfg: RunConfig, hill: np.ndarray, transform, lc: np.ndarray) -
     for key, gdf in (("lakes", lakes), ("reservoirs", res)):
         path = cfg.vectors[key].path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
+        tmp = path.with_name(path.stem + ".partial.gpkg")
         tmp.unlink(missing_ok=True)
         gdf.assign(label="ILLUSTRATIVE (synthetic sample)").to_file(tmp, layer=cfg.vectors[key].layer, driver="GPKG")
         tmp.replace(path)

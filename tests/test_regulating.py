@@ -561,22 +561,50 @@ def test_carbon_stock_change_against_the_baseline_year(world):
 
 
 def test_carbon_stock_reproduces_invest_carbon(world):
-    """InVEST Carbon (natcap.invest carbon.py): storage per pixel = Σ pools[lucode] [Mg C/ha] ×
-    pixel area [ha], summed over the raster. Recomputed here the way InVEST does, pixel by pixel,
-    over county A, whose polygon covers whole pixels (coverage 1)."""
-    world.carbon_stock = True
+    """InVEST Carbon on the same inputs, as its code computes it (natcap/invest
+    src/natcap/invest/carbon/carbon.py: `_generate_carbon_map` reclassifies the land cover into one
+    float32 raster per pool [Mg C/ha], `sum_op` adds the four, `_generate_summary_results_table`
+    sums the cells and multiplies by |pixel width x height| / 10,000; the change is alt - bas per
+    cell). natcap.invest itself has no wheel for this platform (it builds against GDAL's C
+    library), so its three steps are replayed here with numpy. A projected 30 m grid, as InVEST
+    expects; two counties that split it along a pixel edge, so the grid's total is theirs."""
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+    from tiny_world import LANDCOVER, write_raster
+    world.crs = world.boundary_crs = "EPSG:32650"
+    world.lc_transform = from_origin(500_000, 3_400_120, 30, 30)
+    world.geometries = [box(500_000, 3_400_000, 500_060, 3_400_120), box(500_060, 3_400_000, 500_120, 3_400_120)]
+    world.services, world.carbon_stock = ["species_conservation"], True
     config = world.write()
-    _pools(world)
+    (world.root / "pools.csv").write_text(
+        "lucode,c_above,c_below,c_soil,c_dead\n1,3.3,1.1,45.7,0.1\n2,45.25,11.5,90.05,5.3\n3,12,5,60,2\n"
+        "4,2,4,55,1\n5,0,0,0,0\n6,0,0,0,0\n7,0,0,10,0\n8,0,0,15.5,0\n9,5.5,3.3,120.1,2.2\n")
+    alt = LANDCOVER.copy()
+    bas = LANDCOVER.copy()
+    bas[0, 0], bas[2, 1] = 1, 9  # the baseline: one forest cell was cropland, one cropland cell wetland
+    write_raster(world.root / "lc_2015.tif", bas, world.lc_transform, crs=world.crs, nodata=0)
+    text = config.read_text().replace('2020 = "lc_2020.tif"', '2015 = "lc_2015.tif"\n2020 = "lc_2020.tif"')
+    config.write_text(text.replace('pools = "pools.csv"', 'pools = "pools.csv"\nbaseline_year = 2015'))
     prep = pipeline.prepare(load_run_config(config), 2020)
     try:
-        a = pipeline.account(prep)[0].carbon_stock
+        ours = pd.concat([a.carbon_stock for a in pipeline.account(prep)])
     finally:
         prep.close()
-    from tiny_world import LANDCOVER
     pools = pd.read_csv(world.root / "pools.csv").set_index("lucode")
-    density = pools[["c_above", "c_below", "c_soil", "c_dead"]].sum(axis=1)
-    invest_total = sum(density[LANDCOVER[r, c]] * SPHERE_ROWS_M2[r] / 1e4 for r in range(4) for c in range(2))
-    assert a.stock_t_c.sum() == pytest.approx(invest_total, rel=1e-12)
+
+    def invest_storage(lulc):  # _generate_carbon_map per pool (float32), then sum_op
+        maps = [np.vectorize(lambda c, p=p: pools.loc[c, p] if c != 0 else np.nan)(lulc).astype(np.float32)
+                for p in ("c_above", "c_below", "c_soil", "c_dead")]
+        return np.sum(maps, axis=0)
+
+    pixel_area = abs(30.0 * -30.0)
+    total = {y: float(np.nansum(invest_storage(l).astype(np.float64))) * pixel_area / 10000
+             for y, l in ((2015, bas), (2020, alt))}
+    change = float(np.nansum((invest_storage(alt) - invest_storage(bas)).astype(np.float64))) * pixel_area / 10000
+    assert ours.stock_t_c.sum() == pytest.approx(total[2020], rel=1e-6)
+    assert ours.baseline_stock_t_c.sum() == pytest.approx(total[2015], rel=1e-6)
+    assert ours.stock_change_t_c.sum() == pytest.approx(change, rel=1e-6)
+    assert change != 0
 
 
 def test_carbon_pools_must_cover_every_code(world):
