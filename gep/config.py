@@ -364,12 +364,14 @@ class Coefficient:
     unit: str
     tag: str
     source: str
+    year: int | None = None
 
     def cite(self) -> str:
         where = "" if self.ecosystem_type == "*" else f"[{self.ecosystem_type}]"
         ranged = self.low is not None and self.high is not None and self.low != self.high
         rng = f" [{self.low:g}-{self.high:g}]" if ranged else ""
-        return f"{self.parameter}{where}={self.value:g}{rng} {self.unit} ({self.tag}: {self.source})"
+        when = f" @{self.year}" if self.year is not None else ""
+        return f"{self.parameter}{where}={self.value:g}{rng} {self.unit}{when} ({self.tag}: {self.source})"
 
     def bounds3(self, decreasing: bool = False):
         """(central, value giving the low quantity, value giving the high quantity) for interval
@@ -567,7 +569,8 @@ def load_reference_data(cfg: RunConfig) -> ReferenceData:
         coefficients[key] = Coefficient(
             r["parameter"], r["ecosystem_type"], _num(cpath, i, "value", r["value"]),
             _num(cpath, i, "low", r["low"], optional=True), _num(cpath, i, "high", r["high"], optional=True),
-            r["unit"], r["tag"], r["source"])
+            r["unit"], r["tag"], r["source"],
+            None if r["year"].strip() == "" else int(_num(cpath, i, "year", r["year"])))
 
     ppath = cfg.prices_file
     prices: dict[str, Price] = {}
