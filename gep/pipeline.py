@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CATEGORIES = ("provisioning", "regulating", "cultural")
 CACHE = ".gep/cache"  # derived layers, under the output directory, keyed by input content
+CHECK_ROWS = 512       # rows of an auxiliary raster read at a time when checking a county
 
 
 @dataclass
@@ -426,23 +427,25 @@ def _check_aux_values(cfg: RunConfig, path: Path, aux_input, scale: float, ds, c
     n_valid, n_bad, bad_min, bad_max = 0, 0, np.inf, -np.inf
     for code, g in zip(counties["county_code"], in_aux_crs):
         z = zone_polygon(code, g, ds.transform, ds.width, ds.height)
-        covered = 0.0
-        if z is not None:
-            win = Window(z.col0, z.row0, z.col1 - z.col0, z.row1 - z.row0)
-            arr = ds.read(1, window=win, masked=True)
+        weight_sum, weighted = 0.0, 0.0
+        # In row chunks: a 30 m layer (the LS factor) over a large county stays within bounded memory.
+        for r0 in range(z.row0, z.row1, CHECK_ROWS) if z is not None else ():
+            nrows, width = min(CHECK_ROWS, z.row1 - r0), z.col1 - z.col0
+            arr = ds.read(1, window=Window(z.col0, r0, width, nrows), masked=True)
             data = np.ma.getdata(arr).astype(np.float64) * scale
             valid = ~np.ma.getmaskarray(arr) & np.isfinite(data)
-            cover = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, z.row0,
-                                             z.row1 - z.row0, z.col1 - z.col0)
+            cover = kernels.polygon_coverage(z.xs, z.ys, z.ring_starts, z.ring_signs, z.col0, r0, nrows, width)
             weight = cover * valid
-            covered = float(weight.sum()) / (g.area / cell)
-            if weight.sum() > 0:
-                means.setdefault(code, {})[name] = float((np.where(valid, data, 0.0) * weight).sum() / weight.sum())
+            weight_sum += float(weight.sum())
+            weighted += float((np.where(valid, data, 0.0) * weight).sum())
             inside = data[valid & (cover > 0)]
             bad = inside[(inside < lo) | (inside > hi)]
             n_valid, n_bad = n_valid + inside.size, n_bad + bad.size
             if bad.size:
                 bad_min, bad_max = min(bad_min, bad.min()), max(bad_max, bad.max())
+        covered = weight_sum / (g.area / cell)
+        if weight_sum > 0:
+            means.setdefault(code, {})[name] = weighted / weight_sum
         coverage.setdefault(code, {})[name] = min(covered, 1.0)
         if covered < checks.min_aux_coverage and not (checks.allow_partial_coverage and covered > 0):
             problems.append(InputProblem(str(path), f"auxiliary.{name}",
