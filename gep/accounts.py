@@ -258,7 +258,11 @@ def _value_row(ident, job: CountyJob, svc: Service, ctx: ServiceContext, ind: In
         raise GepError(f"county {job.county_code}, service {svc.key}, indicator {ind.key}, {t}: the quantity is not "
                        f"finite ({q}); nothing was written. This is a bug or an input the checks missed: report it "
                        "with the run record")
-    q = np.maximum(q, 0.0)
+    if (q < 0).any():  # e.g. NPP below 0 over a type's land: a net carbon source, not a service
+        raise GepError(f"county {job.county_code}, service {svc.key}, indicator {ind.key}, {t}: the quantity is "
+                       f"negative ({q[0]:.6g} {ind.unit}; range {q.min():.6g} to {q.max():.6g}); nothing was written.\n"
+                       "    fix: check the auxiliary inputs of this service over the county (a negative NPP makes "
+                       "the land a net carbon source, which gep does not value as a service)")
     filled = tq.defaulted_area_m2 / tq.area_m2 if tq is not None and tq.area_m2 > 0 else 0.0
     params = "; ".join(c.cite() for c in svc.parameters(t, ctx))
     row = {**ident, "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,

@@ -649,3 +649,22 @@ def test_method_choices_are_in_every_file(world):
         assert choices["services"]["climate_regulation"]["water_term"] == "s_garze"
         assert choices["services"]["oxygen_release"]["pairing"] == "consistent"
         assert choices["services"]["carbon_sequestration"]["price_rule"] == "ets_from_2021"
+
+
+def test_a_net_carbon_source_is_refused_not_clipped(world):
+    # NPP of -0.3 kg C/m2/a everywhere: carbon sequestration would be negative; the run stops
+    # naming county, service and type instead of writing 0 or a negative GEP share.
+    from rasterio.transform import from_origin
+    from gep.errors import GepError
+    from tiny_world import write_raster
+    config = world.write()
+    w, _, _, n = world.aux_bounds
+    write_raster(world.root / "npp_2020.tif", np.full((4, 5), -0.3, dtype=np.float32), from_origin(w, n, 0.02, 0.02),
+                 nodata=-9999.0)
+    prep = pipeline.prepare(load_run_config(config), 2020)
+    try:
+        with pytest.raises(GepError, match=r"county 000001, service carbon_sequestration, indicator co2, forest: the "
+                                           r"quantity is negative"):
+            pipeline.account(prep)
+    finally:
+        prep.close()
