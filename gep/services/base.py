@@ -268,6 +268,15 @@ def sum3(per_pixel: np.ndarray) -> Triple:
     return np.full(3, a.sum()) if a.ndim < 2 else a.reshape(3, -1).sum(axis=1)
 
 
+def area_weighted(values: np.ndarray, area_m2: np.ndarray) -> Triple:
+    """Σ value × area over pixels [value unit × m²] as a (central, low, high) triple, for a formula
+    linear in the raster term: its coefficients then multiply the sums, not every pixel."""
+    v = np.asarray(values)
+    # elementwise product and numpy's pairwise sum, not a BLAS dot: the same bits whatever the
+    # number of BLAS threads (a Dask worker runs with one)
+    return np.full(3, float((v * area_m2).sum())) if v.ndim == 1 else (v * area_m2).sum(axis=1)
+
+
 def central(values: np.ndarray) -> np.ndarray:
     """The central row of values from :func:`aux_values` (for formulas without a range)."""
     return values if values.ndim == 1 else values[0]

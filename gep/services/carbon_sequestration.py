@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, aux_values, sum3
+from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, area_weighted, aux_values
 from gep.services.inputs import NPP
 
 CO2_PER_C = 44.0 / 12.0  # molar mass ratio CO2 / C
@@ -77,15 +77,17 @@ class CarbonOptions(BaseModel):
 
 
 def co2_t(block: ServiceBlock, ctx: ServiceContext, t: str, method: str, service: str):
-    """CO₂ of the type's pixels by a route, (3, n) rows, and the NPP-filled mask (shared with oxygen)."""
+    """CO₂ of the type's pixels by a route as a (central, low, high) triple [t CO2], and the
+    NPP-filled mask (shared with oxygen). Both routes are linear in NPP × area, so the pixels are
+    summed first (Σ NPP × A) and the coefficients multiply the sum."""
     ref = ctx.ref
-    area = block.type_area_m2[t]
     npp, filled = aux_values(block, ctx, NPP, t, service)
+    npp_area = area_weighted(npp, block.type_area_m2[t])  # [kg C/m2/a x m2]
     if method == "nep":
-        return co2_nep_route_t(npp, ref.coefficient("nep_npp_ratio", t).triple(), area), filled
+        return co2_nep_route_t(npp_area, ref.coefficient("nep_npp_ratio", t).bounds3(), 1.0), filled
     # carbon fraction divides: the low quantity takes its high value
-    return co2_photosynthesis_route_t(npp, ref.coefficient("carbon_fraction_of_dry_matter").triple(decreasing=True),
-                                      ref.coefficient("co2_per_dry_matter").triple(), area), filled
+    return co2_photosynthesis_route_t(npp_area, ref.coefficient("carbon_fraction_of_dry_matter").bounds3(decreasing=True),
+                                      ref.coefficient("co2_per_dry_matter").bounds3(), 1.0), filled
 
 
 class CarbonSequestration(Service):
@@ -122,7 +124,7 @@ class CarbonSequestration(Service):
         out = {}
         for t, area in self.credited_in(block, ctx):
             q, filled = co2_t(block, ctx, t, ctx.options.method, self.key)
-            out[t] = ({"co2": sum3(q)}, float(area[filled].sum()))
+            out[t] = ({"co2": q}, float(area[filled].sum()))
         return out
 
 

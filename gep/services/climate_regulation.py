@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, aux_values, sum3
+from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, area_weighted, aux_values
 from gep.services.inputs import ACTUAL_ET
 
 KJ_PER_KWH = 3600.0
@@ -107,31 +107,34 @@ class ClimateRegulation(Service):
 
     def block_quantity(self, block: ServiceBlock, ctx: ServiceContext):
         ref, o, out = ctx.ref, ctx.options, {}
-        lam = ref.coefficient("latent_heat_of_vaporisation").triple()
-        eer = ref.coefficient("ac_energy_efficiency_ratio").triple(decreasing=True)
+        # Linear in ET x area and in the water area: the pixels are summed first, the coefficients
+        # (central, low, high) multiply the sums.
+        lam = ref.coefficient("latent_heat_of_vaporisation").bounds3()
+        eer = ref.coefficient("ac_energy_efficiency_ratio").bounds3(decreasing=True)
         hot = ctx.statistics["hot_day_share"]
         for t, share_of in self._vegetation(ref, o).items():
             area = block.type_area_m2.get(t)
             if area is None:  # not a credited_in loop: each type names the type whose share it takes
                 continue
             et, filled = aux_values(block, ctx, ACTUAL_ET, t, self.key)
-            share = (ref.coefficient("transpiration_share", share_of).triple()
+            share = (ref.coefficient("transpiration_share", share_of).bounds3()
                      if o.vegetation_term == "transpiration_share" else 1.0)
-            q = evaporative_cooling_kwh(et * share * hot, area, lam, eer)
-            out[t] = ({"electricity_saved": sum3(q)}, float(area[filled].sum()))
+            q = evaporative_cooling_kwh(area_weighted(et, area) * share * hot, 1.0, lam, eer)
+            out[t] = ({"electricity_saved": q}, float(area[filled].sum()))
         evaporation = ctx.statistics["water_surface_evaporation_mm"]
         for t in self._water_types(ref):
             area = block.type_area_m2.get(t)
             if area is None:
                 continue
-            credit = ref.coefficient("cooling_water_evaporation_credit", t).triple()
+            credit = ref.coefficient("cooling_water_evaporation_credit", t).bounds3()
+            water_m2 = float(area.sum())
             if o.water_term == "eer_hot_season":
-                q = evaporative_cooling_kwh(evaporation * hot * credit, area, lam, eer)
+                q = evaporative_cooling_kwh(evaporation * hot * credit, water_m2, lam, eer)
             else:
-                q = evaporative_cooling_kwh(evaporation * credit, area, lam, 1.0)
+                q = evaporative_cooling_kwh(evaporation * credit, water_m2, lam, 1.0)
             if o.humidifier:
-                q = q + humidifier_kwh(evaporation * credit, area, ref.coefficient("humidifier_energy").triple())
-            out[t] = ({"electricity_saved": sum3(q)}, 0.0)
+                q = q + humidifier_kwh(evaporation * credit, water_m2, ref.coefficient("humidifier_energy").bounds3())
+            out[t] = ({"electricity_saved": q}, 0.0)
         return out
 
 

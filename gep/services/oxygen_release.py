@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import STANDARDS_ALL, Indicator, Service, ServiceBlock, ServiceContext, aux_values, sum3
+from gep.services.base import STANDARDS_ALL, Indicator, Service, ServiceBlock, ServiceContext, area_weighted, aux_values
 from gep.services.carbon_sequestration import SERVICE as CARBON, co2_t
 from gep.services.inputs import NPP
 
@@ -73,13 +73,14 @@ class OxygenRelease(Service):
         ref, out = ctx.ref, {}
         for t, area in self.credited_in(block, ctx):
             if ctx.options.pairing == "s_garze":
-                npp, filled = aux_values(block, ctx, NPP, t, self.key)
-                q = o2_from_npp_t(npp, ref.coefficient("carbon_fraction_of_dry_matter").triple(decreasing=True),
-                                  ref.coefficient("o2_per_dry_matter").triple(), area)
+                npp, filled = aux_values(block, ctx, NPP, t, self.key)  # linear in NPP x area: summed first
+                q = o2_from_npp_t(area_weighted(npp, area),
+                                  ref.coefficient("carbon_fraction_of_dry_matter").bounds3(decreasing=True),
+                                  ref.coefficient("o2_per_dry_matter").bounds3(), 1.0)
             else:
                 co2, filled = co2_t(block, ctx, t, self._route(ctx), self.key)
-                q = ref.coefficient("o2_per_co2").triple() * co2
-            out[t] = ({"o2": sum3(q)}, float(area[filled].sum()))
+                q = ref.coefficient("o2_per_co2").bounds3() * co2
+            out[t] = ({"o2": q}, float(area[filled].sum()))
         return out
 
 
