@@ -237,14 +237,13 @@ def read_county_table(path: Path, key: str, key_column: str, value_column: str
 
 # --------------------------------------------------------------------------- output tables
 def to_table(df: pd.DataFrame, dataset: str, metadata: dict[str, str]) -> pa.Table:
-    """Cast a frame to the dataset's schema and check it (gep.vocabulary.check): units in the field
-    metadata; ``metadata`` (lineage, run id) in the file metadata."""
+    """Cast a frame to the dataset's schema: units in the field metadata; ``metadata`` (lineage,
+    run id) in the file metadata. The caller checks the whole dataset (gep.vocabulary.check) once."""
     sch = vocabulary.schema(dataset)
     missing = [n for n in sch.names if n not in df.columns]
     if missing:
         raise vocabulary.SchemaViolation(f"{dataset}: columns {missing} missing from the computed table")
     table = pa.Table.from_pandas(df[sch.names], schema=sch, preserve_index=False)
-    vocabulary.check(table, dataset)
     units = {c.name: c.unit for c in vocabulary.DATASETS[dataset]}
     meta = {b"gep:dataset": dataset.encode(), b"gep:units": json.dumps(units).encode(),
             **{f"gep:{k}".encode(): v.encode() for k, v in metadata.items()}}
