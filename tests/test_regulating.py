@@ -39,9 +39,14 @@ def run(world, extra: str = "", year: int = 2020):
     config = world.write()
     if extra:
         config.write_text(config.read_text() + extra)
+    return {a.gep.county_code.iloc[0]: a for a in account(config, year)[1]}
+
+
+def account(config, year: int = 2020):
+    """(the prepared run, closed; every county's accounts) of a run configuration."""
     prep = pipeline.prepare(load_run_config(config), year)
     try:
-        return {a.gep.county_code.iloc[0]: a for a in pipeline.account(prep)}
+        return prep, pipeline.account(prep)
     finally:
         prep.close()
 
@@ -173,11 +178,8 @@ def test_k_is_derived_from_soil_texture_by_epic(world):
     config = world.write()
     soils = _soil_rasters(world)
     config.write_text(config.read_text().replace('[services.soil_retention]\nk_factor = "raster"\n', soils))
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        a = rows(pipeline.account(prep)[0], "soil_retention")
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    a = rows(accounts[0], "soil_retention")
     k = (-0.01383 + 0.51575 * k_epic_us(30.0, 40.0, 30.0, 1.5)) * 0.1317
     c = 0.6508 - 0.3436 * math.log10(COVER * 100)
     assert a.loc[("soil_retained", "forest"), "quantity"] == pytest.approx(
@@ -228,11 +230,8 @@ def test_a_missing_layer_is_a_row_that_says_so_not_a_zero(world):
     text = config.read_text()
     start = text.index("[vectors.reservoirs]")
     config.write_text(text[:start] + text[text.index("[services.soil_retention]"):])
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        a = rows(pipeline.account(prep)[0], "flood_regulation")
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    a = rows(accounts[0], "flood_regulation")
     row = a.loc[("reservoirs", "all")]
     assert row.status == "no_input" and "[vectors.reservoirs]" in row.status_reason
     assert pd.isna(row.quantity) and pd.isna(row.value_cny)
@@ -369,11 +368,7 @@ def test_coastal_county_without_a_method_says_so(world):
     world.regulating = True
     world.statistics_rows = [f"{c},2020,{PADDY},{HOT},{WATER_EVAP},0.35,0.5,{flag},test" for c, flag in
                              zip(world.codes, (0, 1))]
-    prep = pipeline.prepare(load_run_config(world.write()), 2020)
-    try:
-        b = pipeline.account(prep)[1].services.set_index("service").loc["coastal_protection"]
-    finally:
-        prep.close()
+    b = account(world.write())[1][1].services.set_index("service").loc["coastal_protection"]
     assert b.status == "no_method" and "seawall" in b.status_reason and pd.isna(b.value_cny)
 
 
@@ -394,11 +389,8 @@ def test_water_conservation_is_clipped_per_pixel(world):
     et = np.full((8, 10), 700.0, dtype=np.float32)
     et[2, 2] = 1500.0  # land-cover pixel (0, 0): forest of A, row 0
     write_raster(world.root / "et_2020.tif", et, from_origin(119.98, 31.02, 0.01, 0.01), nodata=-9999.0)
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        a = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    a = accounts[0].services.set_index(["service", "ecosystem_type"])
     wet = PRECIP_MM * (1 - 0.0465) - 700.0
     assert PRECIP_MM * (1 - 0.0465) - 1500.0 < 0
     assert a.loc[("water_conservation", "forest"), "quantity"] == pytest.approx(wet * 1e-3 * (R0 + 2 * R1), rel=1e-9)
@@ -415,12 +407,9 @@ def test_precipitation_gap_is_filled_with_the_county_mean_and_reported(world):
     text = config.read_text().replace('path = "precip_{year}.tif"\nunit = "mm/a"',
                                       'path = "precip_{year}.tif"\nunit = "mm/a"\nresampling = "nearest"')
     config.write_text(text)
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        assert prep.aux_county_mean["000001"]["precipitation"] == pytest.approx(1400.0)
-        a = pipeline.account(prep)[0]
-    finally:
-        prep.close()
+    prep, accounts = account(config)
+    assert prep.aux_county_mean["000001"]["precipitation"] == pytest.approx(1400.0)
+    a = accounts[0]
     s = a.services.set_index(["service", "ecosystem_type"])
     wetland = s.loc[("water_conservation", "wetland")]
     assert wetland.quantity == pytest.approx((1400.0 - ET_MM) * 1e-3 * WETLAND_A, rel=1e-9)
@@ -441,11 +430,8 @@ def test_nearest_valid_fill_rule(world):
     config.write_text(config.read_text().replace('path = "precip_{year}.tif"\nunit = "mm/a"',
                                                  'path = "precip_{year}.tif"\nunit = "mm/a"\nresampling = "nearest"\n'
                                                  'fill = "nearest"'))
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        s = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    s = accounts[0].services.set_index(["service", "ecosystem_type"])
     wetland = s.loc[("water_conservation", "wetland")]
     assert wetland.quantity == pytest.approx((1100.0 - ET_MM) * 1e-3 * WETLAND_A, rel=1e-9)
     assert wetland.default_filled_share == 1.0
@@ -469,11 +455,8 @@ def test_a_users_own_scheme_as_csv(world):
         "4,Grass,grassland\n5,Water,water\n6,Snow,snow_ice\n7,Bare,bare\n8,Built,built_up\n9,Wetland,wetland\n")
     config = world.config()
     config.write_text(config.read_text().replace('landcover_scheme = "clcd"', 'landcover_scheme = "my_scheme.csv"'))
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        a = pipeline.account(prep)[0]
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    a = accounts[0]
     s = a.services.set_index(["service", "ecosystem_type"])
     from tiny_world import PRECIP_MM
     assert s.loc[("water_conservation", "garden"), "quantity"] == pytest.approx(
@@ -503,12 +486,9 @@ def test_monthly_bands_are_summed_into_annual_precipitation(world):
     text = config.read_text().replace('path = "precip_{year}.tif"\nunit = "mm/a"',
                                       'path = "monthly.tif"\nunit = "mm/a"\nbands = [1,2,3,4,5,6,7,8,9,10,11,12]')
     config.write_text(text)
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        assert prep.aux_county_mean["000001"]["precipitation"] == pytest.approx(1266.0)
-        s = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
-    finally:
-        prep.close()
+    prep, accounts = account(config)
+    assert prep.aux_county_mean["000001"]["precipitation"] == pytest.approx(1266.0)
+    s = accounts[0].services.set_index(["service", "ecosystem_type"])
     assert s.loc[("water_conservation", "wetland"), "quantity"] == pytest.approx((1266.0 - ET_MM) * 1e-3 * WETLAND_A)
     with pytest.raises(Exception, match=r"bands \[13\] asked for, but the raster has 12 band"):
         config.write_text(text.replace("bands = [1,2,3,4,5,6,7,8,9,10,11,12]", "bands = [13]"))
@@ -525,11 +505,8 @@ def test_carbon_stock_is_pools_times_area(world):
     world.carbon_stock = True
     config = world.write()
     _pools(world)
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        acc = pipeline.account(prep)
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    acc = accounts
     a = acc[0].carbon_stock.set_index("lc_code")
     assert a.loc[2, "stock_t_c"] == pytest.approx((45 + 11 + 90 + 5) * FOREST_A / 1e4, rel=1e-9)
     assert a.loc[1, "stock_t_c"] == pytest.approx(49 * CROP_A / 1e4, rel=1e-9)
@@ -549,11 +526,8 @@ def test_carbon_stock_change_against_the_baseline_year(world):
     write_raster(world.root / "lc_2015.tif", lc15, world.lc_transform, nodata=0)
     text = config.read_text().replace('2020 = "lc_2020.tif"', '2015 = "lc_2015.tif"\n2020 = "lc_2020.tif"')
     config.write_text(text.replace('pools = "pools.csv"', 'pools = "pools.csv"\nbaseline_year = 2015'))
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        a = pipeline.account(prep)[0].carbon_stock.set_index("lc_code")
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    a = accounts[0].carbon_stock.set_index("lc_code")
     assert a.loc[2, "stock_change_t_c"] == pytest.approx(151 * R0 / 1e4, rel=1e-9)
     assert a.loc[1, "stock_change_t_c"] == pytest.approx(-49 * R0 / 1e4, rel=1e-9)
     assert (a.baseline_year == 2015).all()
@@ -585,11 +559,8 @@ def test_carbon_stock_reproduces_invest_carbon(world):
     write_raster(world.root / "lc_2015.tif", bas, world.lc_transform, crs=world.crs, nodata=0)
     text = config.read_text().replace('2020 = "lc_2020.tif"', '2015 = "lc_2015.tif"\n2020 = "lc_2020.tif"')
     config.write_text(text.replace('pools = "pools.csv"', 'pools = "pools.csv"\nbaseline_year = 2015'))
-    prep = pipeline.prepare(load_run_config(config), 2020)
-    try:
-        ours = pd.concat([a.carbon_stock for a in pipeline.account(prep)])
-    finally:
-        prep.close()
+    _, accounts = account(config)
+    ours = pd.concat([a.carbon_stock for a in accounts])
     pools = pd.read_csv(world.root / "pools.csv").set_index("lucode")
 
     def invest_storage(lulc):  # _generate_carbon_map per pool (float32), then sum_op
