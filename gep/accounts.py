@@ -358,7 +358,7 @@ def _quality(job: CountyJob, services: pd.DataFrame, polygon_m2: float, outside_
     filled = default_filled_shares(services)
     for key, share in sorted(filled.items()):
         if share > checks.max_default_filled_share:
-            reasons.append(f"{key}: {share:.1%} of its area took per-class default inputs")
+            reasons.append(f"{key}: {share:.1%} of its area took filled inputs (raster nodata; each input's fill rule)")
     missing = list(dict.fromkeys(services.service[~services.status.isin(["accounted", "memo"])]))
     # Input gaps lower the quality; a service without a method or outside its scope does not.
     gaps = services[(services.status == "no_input") | (services.status_reason == NO_CREDITED_TYPE)]

@@ -722,7 +722,7 @@ def carbon_baseline_areas(prepared: PreparedRun) -> dict[str, dict[int, float]]:
 
 
 def default_fill_problems(prepared: PreparedRun, results: list[CountyAccounts]) -> list[InputProblem]:
-    """Counties where a service took per-class defaults over more of its land than the checks allow
+    """Counties where a service took filled inputs over more of its land than the checks allow
     (its auxiliary rasters have no data there); with partial coverage allowed they are flagged instead."""
     checks = prepared.cfg.checks
     if checks.allow_partial_coverage:
@@ -737,7 +737,7 @@ def default_fill_problems(prepared: PreparedRun, results: list[CountyAccounts]) 
                 problems.append(InputProblem(
                     ", ".join(inputs), f"auxiliary ({key})", f"county {code}: the rasters have no data over "
                     f"{share:.1%} of the land {key} credits (limit {checks.max_default_filled_share:.0%}); it would "
-                    "be filled with per-class defaults", "use rasters with valid data over the county's land, or set "
+                    "be filled by the inputs' fill rules", "use rasters with valid data over the county's land, or set "
                     "[checks] allow_partial_coverage = true to account it with a quality flag", county=code))
     return problems
 

@@ -115,7 +115,7 @@ GEP = (
     _c("plausibility_flag", STR, "", "'ok', 'below range (rule)' or 'above range (rule)' for the 0.1-1.5e8 CNY/km2 of methodology §11.2, or 'not checked: why' (the rule applies to a complete indicator set only)"),
     _c("landcover_coverage_share", F64, "1", "share of the county polygon inside the land-cover raster", **SHARE),
     _c("aux_coverage_share", F64, "1", "smallest share of the county polygon with valid data among the auxiliary rasters used (1 when none is used)", **SHARE),
-    _c("default_filled_share", F64, "1", "largest share, over services, of a service's credited area whose auxiliary inputs came from per-class defaults", **SHARE),
+    _c("default_filled_share", F64, "1", "largest share, over services, of a service's credited area whose auxiliary inputs were filled by their rule (raster nodata)", **SHARE),
     _c("services_not_accounted", STR, "", "comma-separated enabled services (or indicators' layers) not accounted in the county, with a status row in services; empty if none"),
     _c("quality_flag", STR, "", "'ok', or every reason the county's inputs were incomplete ([checks] of the run configuration): coverage below the required shares, default-filled shares above the limit, services not accounted, no classified area"),
 )

@@ -258,7 +258,7 @@ def test_a_precipitation_raster_covering_half_a_county_is_refused_then_flagged(w
     summary, _ = runs.run(load_run_config(config))
     flags = dict(zip(summary.county_code, summary.quality_flag))
     # A's water-conserving pixels: forest (0,0) (0,1) (1,0) (1,1) and code 9 at (3,1); those of column 0 lack P
-    assert "water_conservation: 40.0% of its area took per-class default inputs" in flags["000001"]
+    assert "water_conservation: 40.0% of its area took filled inputs" in flags["000001"]
 
 
 def test_gbk_names_without_a_declared_encoding_are_refused_not_garbled(world, capsys, previous_output):

@@ -414,7 +414,7 @@ def test_precipitation_gap_is_filled_with_the_county_mean_and_reported(world):
     wetland = s.loc[("water_conservation", "wetland")]
     assert wetland.quantity == pytest.approx((1400.0 - ET_MM) * 1e-3 * WETLAND_A, rel=1e-9)
     assert wetland.default_filled_share == 1.0
-    assert "took per-class default inputs" in a.gep.iloc[0].quality_flag
+    assert "took filled inputs" in a.gep.iloc[0].quality_flag
     assert np.isfinite(a.services.loc[a.services.status == "accounted", "value_cny"]).all()
 
 
