@@ -114,7 +114,7 @@ def cmd_sample_data(args) -> int:
     from gep import sample_data
     from gep.config import load_run_config
     cfg = load_run_config(args.config)
-    print("making sure the SYNTHETIC sample rasters exist (seeded, deterministic; about 30 s to generate) ...")
+    print("making sure the SYNTHETIC sample inputs exist (seeded, deterministic; about 30 s to generate) ...")
     written = sample_data.ensure_sample(cfg, force=args.force)
     for p in written:
         print(f"  wrote {p}")
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--year", type=int)
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("sample-data", help="generate the SYNTHETIC sample rasters the configuration names")
+    p = sub.add_parser("sample-data", help="generate the SYNTHETIC sample inputs the configuration names")
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_sample_data)
