@@ -51,11 +51,7 @@ def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: 
     if len(gdf) == 0:
         return None, [InputProblem(f, f"layer {layer or layers[0]!r}", "the layer has no features",
                                    "point [boundaries] at the layer holding the county polygons")]
-    for key, col in (("boundaries.code_field", code_field), ("boundaries.name_field", name_field)):
-        if col not in gdf.columns:
-            problems.append(InputProblem(f, key, f"column {col!r} not in the file (columns: "
-                                         f"{', '.join(c for c in gdf.columns if c != 'geometry')})",
-                                         f"set {key} to one of those columns"))
+    problems += _column_problems(f, gdf, {"boundaries.code_field": code_field, "boundaries.name_field": name_field})
     if gdf.crs is None:
         problems.append(InputProblem(f, "crs", "the layer has no coordinate reference system",
                                      "assign the CRS in the file (e.g. EPSG:4326) with a GIS tool"))
@@ -95,6 +91,14 @@ def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: 
                                      + "; ".join(f"{c} ({r})" for c, r in zip(bad, reasons)),
                                      "repair them (e.g. shapely.make_valid or QGIS 'Fix geometries') and re-run"))
     return out, problems
+
+
+def _column_problems(file: str, gdf: pd.DataFrame, fields: dict[str, str | None]) -> list[InputProblem]:
+    """Configured columns (configuration key -> column; None: not asked for) missing from a layer."""
+    present = ", ".join(c for c in gdf.columns if c != "geometry")
+    return [InputProblem(file, key, f"column {col!r} not in the file (columns: {present})",
+                         f"set {key} to one of those columns") for key, col in fields.items()
+            if col is not None and col not in gdf.columns]
 
 
 def _garbled_names(file: str, field: str, names: pd.Series, encoding: str | None) -> list[InputProblem]:
@@ -144,22 +148,33 @@ def open_raster(path: Path, key: str) -> tuple[rasterio.DatasetReader | None, li
 STATISTICS_KEY_COLUMNS = ("county_code", "year", "source")
 
 
-def read_statistics(path: Path) -> tuple[pd.DataFrame | None, list[InputProblem]]:
-    """County statistics table: one row per county and year; codes kept as strings."""
+def _read_csv(path: Path, field: str, section: str, required: tuple[str, ...], dtype: dict | None = None
+              ) -> tuple[pd.DataFrame | None, list[InputProblem]]:
+    """A CSV input with its required columns, or why not (``field``: the configuration key of its
+    path; ``section``: where that key is set, for the fix)."""
     f = str(path)
     if Path(path).is_dir():
-        return None, [InputProblem(f, "statistics.path", "is a directory, not a CSV file",
-                                   "point [statistics] path at the CSV file")]
+        return None, [InputProblem(f, field, "is a directory, not a CSV file", f"point {section} at the CSV file")]
     if not Path(path).is_file():
-        return None, [InputProblem(f, "statistics.path", "file not found", "point [statistics] path at the CSV")]
+        return None, [InputProblem(f, field, "file not found", f"point {section} at the CSV")]
     try:
-        df = pd.read_csv(path, dtype={"county_code": str}, comment="#")
+        df = pd.read_csv(path, dtype=dtype, comment="#")
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         return None, [InputProblem(f, "(file)", f"not a readable CSV: {exc}", "save it as UTF-8 CSV")]
-    missing = [c for c in STATISTICS_KEY_COLUMNS if c not in df.columns]
+    missing = [c for c in required if c not in df.columns]
     if missing:
         return None, [InputProblem(f, ", ".join(missing), "required column(s) missing",
-                                   f"add columns {list(STATISTICS_KEY_COLUMNS)}")]
+                                   f"use the columns {list(required)}")]
+    return df, []
+
+
+def read_statistics(path: Path) -> tuple[pd.DataFrame | None, list[InputProblem]]:
+    """County statistics table: one row per county and year; codes kept as strings."""
+    df, problems = _read_csv(path, "statistics.path", "[statistics] path", STATISTICS_KEY_COLUMNS,
+                             {"county_code": str})
+    if df is None:
+        return None, problems
+    f = str(path)
     dup = df[df.duplicated(["county_code", "year"], keep=False)]
     if len(dup):
         pairs = sorted({f"{c}/{y}" for c, y in zip(dup.county_code, dup.year)})
@@ -181,12 +196,8 @@ def read_vector_layer(path: Path, layer: str | None, name_field: str, value_fiel
     except Exception as exc:
         return None, [InputProblem(f, f"vectors.{key}", f"cannot read as a vector layer: {exc}",
                                    "check the file and the layer name")]
-    problems = []
-    for field_key, col in ((f"vectors.{key}.name_field", name_field), (f"vectors.{key}.value_field", value_field)):
-        if col is not None and col not in gdf.columns:
-            problems.append(InputProblem(f, field_key, f"column {col!r} not in the layer (columns: "
-                                         f"{', '.join(c for c in gdf.columns if c != 'geometry')})",
-                                         f"set {field_key} to one of those columns"))
+    problems = _column_problems(f, gdf, {f"vectors.{key}.name_field": name_field,
+                                         f"vectors.{key}.value_field": value_field})
     if gdf.crs is None:
         problems.append(InputProblem(f, "crs", "the layer has no CRS", "assign it (e.g. EPSG:4326) with a GIS tool"))
     if problems:
@@ -216,22 +227,34 @@ def read_vector_layer(path: Path, layer: str | None, name_field: str, value_fiel
 def read_county_table(path: Path, key: str, key_column: str, value_column: str
                       ) -> tuple[pd.DataFrame | None, list[InputProblem]]:
     """A per-county table in long form: county_code, year, ``key_column``, ``value_column``, source."""
+    df, problems = _read_csv(path, f"tables.{key}.path", f"[tables.{key}] path",
+                             ("county_code", "year", key_column, value_column, "source"),
+                             {"county_code": str, key_column: str})
+    if df is None:
+        return None, problems
     f = str(path)
-    if not Path(path).is_file():
-        return None, [InputProblem(f, f"tables.{key}.path", "file not found", f"point [tables.{key}] path at the CSV")]
-    try:
-        df = pd.read_csv(path, dtype={"county_code": str, key_column: str}, comment="#")
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        return None, [InputProblem(f, "(file)", f"not a readable CSV: {exc}", "save it as UTF-8 CSV")]
-    needed = ("county_code", "year", key_column, value_column, "source")
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        return None, [InputProblem(f, ", ".join(missing), "required column(s) missing", f"use the columns {list(needed)}")]
     dup = df[df.duplicated(["county_code", "year", key_column], keep=False)]
     if len(dup):
         return None, [InputProblem(f, f"county_code, year, {key_column}", f"duplicated rows, e.g. "
                                    f"{dup.county_code.iloc[0]}/{dup.year.iloc[0]}/{dup[key_column].iloc[0]}",
                                    "keep one row per county, year and key")]
+    return df, []
+
+
+POOL_COLUMNS = ("lucode", "c_above", "c_below", "c_soil", "c_dead")
+
+
+def read_carbon_pools(path: Path) -> tuple[pd.DataFrame | None, list[InputProblem]]:
+    """Carbon pools in InVEST Carbon's layout (``lucode, c_above, c_below, c_soil, c_dead`` [t C/ha],
+    optional ``lulc_name, tag, source``): one row per land-cover code, every density >= 0."""
+    df, problems = _read_csv(path, "carbon_stock.pools", "[carbon_stock] pools", POOL_COLUMNS)
+    if df is None:
+        return None, problems
+    values = df[list(POOL_COLUMNS[1:])].apply(pd.to_numeric, errors="coerce")
+    bad = df.lucode[~(values >= 0).all(axis=1)].tolist()
+    if bad:
+        return None, [InputProblem(str(path), "c_above..c_dead", f"not a non-negative density for lucode {bad[:10]}",
+                                   "give every pool in t C/ha")]
     return df, []
 
 

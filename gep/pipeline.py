@@ -133,6 +133,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
         if landcover is not None:
             stack.enter_context(landcover)
             problems += _check_landcover(cfg, cfg_file, lc_path, landcover, scheme)
+            problems += _check_baseline_landcover(cfg, cfg_file, year, landcover, scheme)
             if counties is not None:
                 counties, found = _align_boundaries(cfg, counties, landcover)
                 problems += found
@@ -206,6 +207,25 @@ def _check_landcover(cfg: RunConfig, cfg_file: str, path: Path, ds, scheme: Land
                                          f"is not scheme {scheme.key!r}'s nodata {scheme.nodata} or an excluded code "
                                          f"({sorted(scheme.excluded)})", f"set the raster's nodata to {scheme.nodata} "
                                          f"(gdal_edit.py -a_nodata {scheme.nodata}), or check landcover_scheme"))
+    return problems
+
+
+def _check_baseline_landcover(cfg: RunConfig, cfg_file: str, year: int, landcover, scheme: LandCoverScheme | None
+                              ) -> list[InputProblem]:
+    """The carbon stock's baseline land cover passes the checks of the run's own, in its CRS."""
+    base = cfg.carbon_stock.baseline_year if cfg.carbon_stock else None
+    if base is None or base == year:
+        return []
+    path = cfg.landcover[base]
+    ds, problems = io.open_raster(path, f"landcover.{base}")
+    if ds is None:
+        return problems
+    with ds:
+        problems = _check_landcover(cfg, cfg_file, path, ds, scheme)
+        if CRS.from_user_input(ds.crs) != CRS.from_user_input(landcover.crs):
+            problems.append(InputProblem(str(path), "crs", f"the carbon stock's baseline land cover is in "
+                                         f"{ds.crs.to_string()}, the run's in {landcover.crs.to_string()}",
+                                         "give both years' land cover in one CRS"))
     return problems
 
 
@@ -355,21 +375,19 @@ def _auxiliary_source(cfg: RunConfig, cfg_file: str, ref: ReferenceData, aux_inp
         via = f", or [auxiliary.{'], ['.join(layer.sources)}] to derive it from" if layer else ""
         return None, [InputProblem(cfg_file, f"auxiliary.{name}", f"service {svc_key} needs the auxiliary raster {name!r}",
                                    f"add [auxiliary.{name}] with path, unit = \"{aux_input.unit}\"{via}")]
-    sources, problems = {}, []
+    sources, grids, problems = {}, {}, []
     for s in layer.sources:
         scfg = cfg.auxiliary[s]
         if scfg.unit != AUXILIARY[s].unit or scfg.scale != 1.0 or scfg.bands != [1]:
             problems.append(InputProblem(cfg_file, f"auxiliary.{s}", f"a source of the derived {name} must be one band "
                                          f"in {AUXILIARY[s].unit!r} with scale 1", f"give {s} in {AUXILIARY[s].unit}"))
         sources[s] = scfg.path_for(year)
-        if not sources[s].is_file():
-            problems.append(InputProblem(str(sources[s]), f"auxiliary.{s}", "file not found",
-                                         "check the path in the run configuration"))
+        ds, found = io.open_raster(sources[s], f"auxiliary.{s}")
+        problems += found
+        if ds is not None:
+            with ds:
+                grids[s] = (ds.shape, tuple(ds.transform), ds.crs.to_string())
     if not problems and len(sources) > 1:
-        grids = {}
-        for s, path in sources.items():
-            with rasterio.open(path) as ds:
-                grids[s] = (ds.shape, tuple(ds.transform), ds.crs.to_string() if ds.crs else None)
         first = next(iter(sources))
         problems += [InputProblem(str(sources[s]), f"auxiliary.{s}", f"not on the grid of {sources[first]} (the {name} "
                                   f"is computed cell by cell from {', '.join(layer.sources)})",
@@ -384,9 +402,10 @@ def _auxiliary_source(cfg: RunConfig, cfg_file: str, ref: ReferenceData, aux_inp
 
 
 def _check_bands(path: Path, name: str, bands: list[int]) -> list[InputProblem]:
-    if not path.is_file():
-        return [InputProblem(str(path), f"auxiliary.{name}", "file not found", "check the path in the run configuration")]
-    with rasterio.open(path) as ds:
+    ds, problems = io.open_raster(path, f"auxiliary.{name}")
+    if ds is None:
+        return problems
+    with ds:
         if max(bands) > ds.count:
             return [InputProblem(str(path), f"auxiliary.{name}.bands", f"bands {bands} asked for, but the raster has "
                                  f"{ds.count} band(s)", f"use bands between 1 and {ds.count}")]
@@ -602,35 +621,19 @@ def _load_vectors(cfg: RunConfig, cfg_file: str, services, counties):
     return out, problems
 
 
-POOL_COLUMNS = ("lucode", "c_above", "c_below", "c_soil", "c_dead")
-
-
 def _load_carbon_pools(cfg: RunConfig, scheme: LandCoverScheme | None) -> tuple[CarbonPools | None, list[InputProblem]]:
     """The carbon pools table (InVEST Carbon layout): a row for every class code of the scheme."""
     if cfg.carbon_stock is None:
         return None, []
     path = cfg.carbon_stock.pools
-    if not path.is_file():
-        return None, [InputProblem(str(path), "carbon_stock.pools", "file not found", "point it at the pools CSV")]
-    try:
-        df = pd.read_csv(path, comment="#")
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        return None, [InputProblem(str(path), "(file)", f"not a readable CSV: {exc}", "save it as UTF-8 CSV")]
-    missing = [c for c in POOL_COLUMNS if c not in df.columns]
-    if missing:
-        return None, [InputProblem(str(path), ", ".join(missing), "column(s) missing",
-                                   f"use InVEST Carbon's columns {list(POOL_COLUMNS)} [t C/ha]")]
-    values = df[list(POOL_COLUMNS[1:])].apply(pd.to_numeric, errors="coerce")
-    bad = df.lucode[~(values >= 0).all(axis=1)].tolist()
-    problems = [InputProblem(str(path), "c_above..c_dead", f"not a non-negative density for lucode {bad[:10]}",
-                             "give every pool in t C/ha")] if bad else []
+    df, problems = io.read_carbon_pools(path)
+    if df is None:
+        return None, problems
     if scheme is not None:
         absent = sorted(set(scheme.classes) - set(df.lucode.astype(int)))
         if absent:
-            problems.append(InputProblem(str(path), "lucode", f"no pools for land-cover codes {absent} of scheme "
-                                         f"{scheme.key!r}", "add a row per code (0 for built-up or water if so)"))
-    if problems:
-        return None, problems
+            return None, [InputProblem(str(path), "lucode", f"no pools for land-cover codes {absent} of scheme "
+                                       f"{scheme.key!r}", "add a row per code (0 for built-up or water if so)")]
     pools = {int(r.lucode): (float(r.c_above), float(r.c_below), float(r.c_soil), float(r.c_dead))
              for r in df.itertuples()}
     source = df.get("source", pd.Series([""] * len(df)))
@@ -701,15 +704,9 @@ def carbon_baseline_areas(prepared: PreparedRun) -> dict[str, dict[int, float]]:
     cs = prepared.cfg.carbon_stock
     if cs is None or cs.baseline_year is None or cs.baseline_year == prepared.year:
         return {}
-    path = prepared.cfg.landcover[cs.baseline_year]
-    lc, problems = io.open_raster(path, f"landcover.{cs.baseline_year}")
-    if lc is None:
-        raise InputValidationError(problems)
-    with lc:
-        if CRS.from_user_input(lc.crs) != CRS.from_user_input(prepared.landcover.crs):
-            raise InputValidationError([InputProblem(str(path), "crs", f"the carbon stock's baseline land cover is in "
-                                                     f"{lc.crs.to_string()}, the run's in {prepared.landcover.crs.to_string()}",
-                                                     "give both years' land cover in one CRS")])
+    # Its file, codes' type, nodata and CRS were checked in validation (_check_baseline_landcover);
+    # its codes are checked here, in the one pass that decodes it.
+    with rasterio.open(prepared.cfg.landcover[cs.baseline_year]) as lc:
         base = replace(prepared, year=cs.baseline_year, landcover=lc, aux=(), services=[])
         p = engine.plan(base, extent_only=True)
         merged = engine.merge(p, engine.tally_local(p))
