@@ -20,8 +20,8 @@ from gep.area import AreaModel
 from gep import vocabulary
 from gep.config import ChecksConfig, LandCoverScheme, ReferenceData
 from gep.errors import GepError
-from gep.services.base import Indicator, NotAccounted, Service, ServiceBlock, ServiceContext, TypeQuantity
-from gep.valuation import index_price, unit_price_range
+from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, TypeQuantity
+from gep.valuation import index_price, unit_price_range, value_cny
 from gep.zonal import PixelBlock
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def _service_rows(ident, job: CountyJob, acc: dict[str, dict[str, TypeQuantity]]
             continue
         totals = acc.get(svc.key, {})
         done = svc.finalize(totals, ctx)
-        accounted = 0
+        accounted, written = 0, len(rows)
         for ind in svc.indicators(opts):
             for t in svc.credited_types(job.ref, opts):
                 q = done.quantities.get((t, ind.key))
@@ -247,7 +247,7 @@ def _service_rows(ident, job: CountyJob, acc: dict[str, dict[str, TypeQuantity]]
                     rows.append(_status_row(ident, svc, ind.key, ind.unit, "no_input",
                                             f"no [vectors.{v.name}] layer in the run configuration ({v.description})",
                                             method, job.price_year))
-        if not accounted and not any(r["service"] == svc.key for r in rows):
+        if not accounted and len(rows) == written:
             rows.append(_status_row(ident, svc, "all", "", "not_applicable", NO_CREDITED_TYPE, method, job.price_year))
     return pd.DataFrame(rows, columns=vocabulary.names("services"))
 
@@ -278,7 +278,7 @@ def _value_row(ident, job: CountyJob, svc: Service, ctx: ServiceContext, ind: In
     low_price, high_price = unit_price_range(job.ref, price)
     return row | {"status": "accounted", "status_reason": "", "unit_price": price.unit_price,
                   "unit_price_low": low_price, "unit_price_high": high_price, "price_unit": price.price.unit,
-                  "value_cny": row["quantity"] * price.unit_price, "value_cny_low": row["quantity_low"] * low_price,
+                  "value_cny": value_cny(row["quantity"], price), "value_cny_low": row["quantity_low"] * low_price,
                   "value_cny_high": row["quantity_high"] * high_price, "price_key": price.price.key,
                   "base_unit_price": price.price.value, "base_price_year": price.price.price_year,
                   "cpi_factor": price.cpi_factor, "price_source": f"{price.price.item}; {price.price.cite()}"}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gep.errors import InputProblem, InputValidationError, fail
@@ -377,7 +378,6 @@ class Coefficient:
         """(central, value giving the low quantity, value giving the high quantity) for interval
         arithmetic: a parameter the quantity grows with gives (v, low, high); ``decreasing`` (the
         quantity falls as it grows, e.g. runoff) gives (v, high, low)."""
-        import numpy as np
         lo = self.value if self.low is None else self.low
         hi = self.value if self.high is None else self.high
         return np.array([self.value, hi, lo] if decreasing else [self.value, lo, hi])
