@@ -65,11 +65,6 @@ def horn_gradient(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return np.hypot(dzdx, dzdy)
 
 
-def horn_slope_deg(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Slope [degrees] by Horn's method (:func:`horn_gradient`)."""
-    return np.degrees(np.arctan(horn_gradient(z, dx, dy)))
-
-
 TAN_5, TAN_10 = math.tan(math.radians(5.0)), math.tan(math.radians(10.0))
 
 
@@ -88,11 +83,6 @@ def ls_from_gradient(tan_theta: np.ndarray, slope_length_m: float) -> np.ndarray
     sin = t / np.sqrt(1.0 + t * t)
     steep = np.select([t < TAN_5, t < TAN_10], [10.8 * sin + 0.03, 16.8 * sin - 0.5], 21.91 * sin - 0.96)
     return length * steep
-
-
-def ls_from_slope(slope_deg: np.ndarray, slope_length_m: float) -> np.ndarray:
-    """RUSLE LS factor [-] from slope [degrees] (:func:`ls_from_gradient`)."""
-    return ls_from_gradient(np.tan(np.radians(slope_deg)), slope_length_m)
 
 
 def _profile(src, **changes) -> dict:

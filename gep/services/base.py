@@ -276,7 +276,3 @@ def area_weighted(values: np.ndarray, area_m2: np.ndarray) -> Triple:
     # number of BLAS threads (a Dask worker runs with one)
     return np.full(3, float((v * area_m2).sum())) if v.ndim == 1 else (v * area_m2).sum(axis=1)
 
-
-def central(values: np.ndarray) -> np.ndarray:
-    """The central row of values from :func:`aux_values` (for formulas without a range)."""
-    return values if values.ndim == 1 else values[0]

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from gep.services.base import (Finalized, Indicator, Service, ServiceBlock, ServiceContext, TypeQuantity,
-                               VectorInput, sum3)
+                               VectorInput)
 
 LAKES = VectorInput("lakes", "polygon", None, "lake polygons (whole lakes, also beyond the counties)")
 RESERVOIRS = VectorInput("reservoirs", "point", "1e4 m3", "reservoirs as points with their total storage")
@@ -72,8 +72,8 @@ class FloodRegulation(Service):
         area = block.type_area_m2.get("wetland")
         if area is None:
             return {}
-        depth = ctx.ref.coefficient("marsh_water_depth").triple()
-        return {"wetland": ({"marshes": sum3(depth * area.sum())}, 0.0)}
+        depth = ctx.ref.coefficient("marsh_water_depth").bounds3()
+        return {"wetland": ({"marshes": depth * float(area.sum())}, 0.0)}
 
     def finalize(self, totals: dict[str, TypeQuantity], ctx: ServiceContext) -> Finalized:
         ref = ctx.ref
