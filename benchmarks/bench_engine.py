@@ -113,7 +113,7 @@ def write_auxiliary(folder: Path, bounds_lonlat, seed: int) -> None:
 
 RUN_CONFIG = """output_dir = "out"
 landcover_scheme = "clcd"
-price_year = 2020
+constant_price_year = 2020
 [boundaries]
 path = "{boundaries}"
 layer = "counties"
@@ -139,7 +139,7 @@ enabled = ["water_conservation", "carbon_sequestration", "climate_regulation"]
 
 NATIONAL_CONFIG = """output_dir = "out"
 landcover_scheme = "clcd"
-price_year = 2020
+constant_price_year = 2020
 [boundaries]
 path = "counties.gpkg"
 layer = "counties"

@@ -1,8 +1,11 @@
-"""Print the effect of each method switch on the sample's GEP (plain pipeline, nothing written).
+"""Print the effect of each method switch and of each indicator set on the sample's GEP (plain
+pipeline, nothing written).
 
 Each switch is one change to the sample configuration (configs/sample_run.toml); the table gives
 total GEP of the 12 counties, the change against the defaults, and the change of the service the
-switch acts on. The sample is SYNTHETIC: the figures show what the switches do, not Huzhou's GEP.
+switch acts on. The second table gives GEP by category under every indicator set of
+configs/indicator_sets.toml, with the equivalent-factor GEP beside it. The sample is SYNTHETIC:
+the figures show what the switches do, not Huzhou's GEP.
 Usage: uv run python benchmarks/method_switches.py [--year 2020]
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import pandas as pd
 
 from gep import pipeline
-from gep.config import ServicesConfig, load_run_config
+from gep.config import ServicesConfig, load_reference_data, load_run_config
 
 SWITCHES = [
     ("defaults", None, {}),
@@ -29,14 +32,31 @@ SWITCHES = [
 ]
 
 
-def _accounts(cfg, year):
+def _results(cfg, year):
     prep = pipeline.prepare(cfg, year)
     try:
-        results = pipeline.account(prep)
+        return pipeline.account(prep)
     finally:
         prep.close()
-    services = pd.concat([r.services for r in results])
-    return services[services.status == "accounted"].groupby("service").value_cny.sum()
+
+
+def _accounts(cfg, year):
+    services = pd.concat([r.services for r in _results(cfg, year)])
+    functional = services[(services.method == "functional") & (services.status == "accounted")]
+    return functional.groupby("service").value_cny.sum()
+
+
+def _by_set(cfg, year) -> pd.DataFrame:
+    rows = []
+    for key in load_reference_data(cfg).indicator_sets:
+        run = cfg.model_copy(update={"indicator_set": key, "services": ServicesConfig()})
+        gep = pipeline.gep_table(_results(run, year))
+        total = gep.gep_cny.sum()
+        rows.append({"indicator set": key, "GEP 1e8 CNY": total / 1e8,
+                     **{f"{c} %": 100 * gep[f"{c}_cny"].sum() / total for c in ("provisioning", "regulating", "cultural")},
+                     "equivalent factor 1e8 CNY": gep.gep_equivalent_factor_cny.sum() / 1e8,
+                     "services": int(gep.n_services.max())})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
@@ -63,6 +83,9 @@ def main() -> None:
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     print("\nGEP by service with the defaults (1e8 CNY):")
     print((base / 1e8).sort_values(ascending=False).round(2).to_string())
+    print("\nGEP under each indicator set (each with its own switches):")
+    with pd.option_context("display.width", 160):
+        print(_by_set(cfg, args.year).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ def _mark_crashed(dead: list[dict]) -> None:
 
 
 def _run(config_path: str, year: int | Literal["previous"] | None, county: str | None, output_dir: str | None,
-         force: bool) -> list[dict]:
-    cfg = load_run_config(config_path, output_dir=output_dir)
+         force: bool, indicator_set: str | None) -> list[dict]:
+    cfg = load_run_config(config_path, output_dir=output_dir, indicator_set=indicator_set)
     handed = runs.take_over(cfg, cfg.resolve_year(year), county)
     log = get_run_logger()
     own = runs.RecordedRun(cfg, year, county, orchestrator="prefect", force=force) if handed is None else None
@@ -108,17 +108,18 @@ def _run(config_path: str, year: int | Literal["previous"] | None, county: str |
 
 @flow(name="gep-annual", task_runner=ThreadPoolTaskRunner())
 def annual_gep_flow(config_path: str, year: int | Literal["previous"] | None = None, output_dir: str | None = None,
-                    force: bool = False) -> list[dict]:
+                    force: bool = False, indicator_set: str | None = None) -> list[dict]:
     """GEP accounts of every county for one year (default: the configuration's default/latest year;
-    "previous": the calendar year before today in China, as the scheduled run uses)."""
-    return _run(config_path, year, None, output_dir, force)
+    "previous": the calendar year before today in China, as the scheduled run uses), under the
+    configuration's indicator set or ``indicator_set``."""
+    return _run(config_path, year, None, output_dir, force, indicator_set)
 
 
 @flow(name="gep-county", task_runner=ThreadPoolTaskRunner())
 def county_gep_flow(config_path: str, county_code: str, year: int | None = None,
-                    output_dir: str | None = None, force: bool = False) -> list[dict]:
+                    output_dir: str | None = None, force: bool = False, indicator_set: str | None = None) -> list[dict]:
     """GEP accounts of one county for one year; other counties' files are not touched."""
-    return _run(config_path, year, county_code, output_dir, force)
+    return _run(config_path, year, county_code, output_dir, force, indicator_set)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -10,7 +10,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,10 +18,13 @@ from shapely.geometry.base import BaseGeometry
 
 from gep.area import AreaModel
 from gep import vocabulary
-from gep.config import ChecksConfig, LandCoverScheme, ReferenceData
+from gep.config import ChecksConfig, EquivalentFactorSpec, LandCoverScheme, ReferenceData
 from gep.errors import GepError
 from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, TypeQuantity
-from gep.valuation import index_price, unit_price_range, value_cny
+from gep.growth import growth
+from gep.equivalent_factor import METHOD as EQUIVALENT_FACTOR, equivalent_factor_rows
+from gep.services.attributed import ALL_TYPES
+from gep.valuation import UnitValue, deflated, priced
 from gep.zonal import PixelBlock
 
 log = logging.getLogger(__name__)
@@ -52,12 +55,22 @@ class CountyJob:
     services: list[ServiceRun]
     statistics: dict[str, float]
     area_model: AreaModel
-    price_year: int
+    price_basis: str                 # "constant" or "current": the basis of value_cny (both are written)
+    constant_price_year: int
     coverage: dict[str, float]       # input ("landcover", auxiliary name) -> share of the polygon covered
     checks: ChecksConfig
-    complete_indicator_set: bool = False  # the run accounts provisioning, regulating and cultural services
+    indicator_set: str = "custom"
+    indicator_set_changes: tuple[str, ...] = ()
+    complete_indicator_set: bool = False  # every service of a named set is enabled (the §11.2 check applies)
+    statistics_sources: dict[str, str] = field(default_factory=dict)  # field -> source
+    equivalent_factor: EquivalentFactorSpec | None = None
     carbon_pools: "CarbonPools | None" = None
     carbon_baseline: tuple[int, dict[int, float]] | None = None  # (baseline year, code -> area m^2)
+
+    @property
+    def price_year(self) -> int:
+        """Price year of value_cny: the accounting year (current prices) or the base year."""
+        return self.year if self.price_basis == "current" else self.constant_price_year
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,11 @@ class CountyAccountant:
         ident = {"county_code": job.county_code, "county_name": job.county_name, "year": job.year}
         extent = _extent_rows(ident, job.scheme, self.shares_by_code, class_area, class_pixels)
         services = _service_rows(ident, job, tally.services)
+        if job.equivalent_factor is not None:
+            areas = extent.groupby("ecosystem_type")["area_ha"].sum().to_dict()
+            ef = equivalent_factor_rows(ident, job.ref, job.equivalent_factor, areas, job.year, job.constant_price_year,
+                                        job.price_basis)
+            services = pd.concat([services, pd.DataFrame(ef, columns=services.columns)], ignore_index=True)
         classified_m2 = sum(class_area.values())
         polygon_m2, outside_m2 = job.polygon_m2, job.outside_raster_m2
         gep = _gep_row(ident, job, services, polygon_m2, classified_m2, nodata_m2, outside_m2)
@@ -210,12 +228,12 @@ def _extent_rows(ident, scheme, shares_by_code, class_area, class_pixels) -> pd.
                                        "type_share", "area_ha", "pixel_count"])
 
 
-def _status_row(ident, svc: Service, indicator: str, unit: str, status: str, reason: str, method: str,
-                price_year: int) -> dict:
-    return {**ident, "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,
+def _status_row(ident, job: CountyJob, svc: Service, indicator: str, unit: str, status: str, reason: str,
+                method: str) -> dict:
+    return {**ident, "method": "functional", "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,
             "indicator": indicator, "ecosystem_type": "all", "status": status, "status_reason": reason,
-            "quantity_unit": unit, "price_year": price_year, "method": method, "price_source": "",
-            "parameters": "", "notes": ""}
+            "quantity_unit": unit, "price_year": job.price_year, "price_basis": job.price_basis,
+            "method_detail": method, "price_source": "", "parameters": "", "notes": ""}
 
 
 def _service_rows(ident, job: CountyJob, acc: dict[str, dict[str, TypeQuantity]]) -> pd.DataFrame:
@@ -227,13 +245,13 @@ def _service_rows(ident, job: CountyJob, acc: dict[str, dict[str, TypeQuantity]]
         opts, method = ctx.options, svc.method(ctx.options)
         status = svc.status(ctx)
         if status is not None:
-            rows.append(_status_row(ident, svc, "all", "", status.status, status.reason, method, job.price_year))
+            rows.append(_status_row(ident, job, svc, "all", "", status.status, status.reason, method))
             continue
         totals = acc.get(svc.key, {})
         done = svc.finalize(totals, ctx)
         accounted, written = 0, len(rows)
         for ind in svc.indicators(opts):
-            for t in svc.credited_types(job.ref, opts):
+            for t in (*svc.credited_types(job.ref, opts), ALL_TYPES):
                 q = done.quantities.get((t, ind.key))
                 if q is None:
                     continue
@@ -241,15 +259,24 @@ def _service_rows(ident, job: CountyJob, acc: dict[str, dict[str, TypeQuantity]]
                 tq = totals.get(t)
                 rows.append(_value_row(ident, job, svc, ctx, ind, t, np.asarray(q, dtype=np.float64), area_m2,
                                        tq, done.notes.get((t, ind.key), ""), method))
-                accounted += ind.price_key is not None
+                accounted += ind.valued
             for v in svc.vector_inputs:
                 if v.name == ind.key and v.name not in ctx.vectors:
-                    rows.append(_status_row(ident, svc, ind.key, ind.unit, "no_input",
+                    rows.append(_status_row(ident, job, svc, ind.key, ind.unit, "no_input",
                                             f"no [vectors.{v.name}] layer in the run configuration ({v.description})",
-                                            method, job.price_year))
+                                            method))
         if not accounted and len(rows) == written:
-            rows.append(_status_row(ident, svc, "all", "", "not_applicable", NO_CREDITED_TYPE, method, job.price_year))
+            rows.append(_status_row(ident, job, svc, "all", "", "not_applicable", NO_CREDITED_TYPE, method))
     return pd.DataFrame(rows, columns=vocabulary.names("services"))
+
+
+def _unit_value(job: CountyJob, svc: Service, ctx: ServiceContext, ind: Indicator, price_year: int
+                ) -> UnitValue | None:
+    """What one unit of the indicator is worth in price_year CNY (None: a memo indicator)."""
+    if ind.deflator is not None:  # money of the accounting year, by the sector's price index
+        return deflated(job.ref, ind.deflator, job.year, price_year)
+    key = svc.price_key(ind, ctx, price_year)
+    return None if key is None else priced(job.ref, key, price_year, ind.unit)
 
 
 def _value_row(ident, job: CountyJob, svc: Service, ctx: ServiceContext, ind: Indicator, t: str, q: np.ndarray,
@@ -265,63 +292,94 @@ def _value_row(ident, job: CountyJob, svc: Service, ctx: ServiceContext, ind: In
                        "the land a net carbon source, which gep does not value as a service)")
     filled = tq.defaulted_area_m2 / tq.area_m2 if tq is not None and tq.area_m2 > 0 else 0.0
     params = "; ".join(c.cite() for c in svc.parameters(t, ctx))
-    row = {**ident, "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,
+    row = {**ident, "method": "functional", "service": svc.key, "service_zh": svc.name_zh, "category": svc.category,
            "indicator": ind.key, "ecosystem_type": t, "area_ha": area_m2 / M2_PER_HA,
            "quantity": q[0], "quantity_low": min(q[1], q[0]), "quantity_high": max(q[2], q[0]),
-           "quantity_unit": ind.unit, "price_year": job.price_year, "method": method, "parameters": params,
-           "notes": notes, "default_filled_share": filled}
-    key = svc.price_key(ind, ctx)
-    if key is None:
+           "quantity_unit": ind.unit, "price_year": job.price_year, "price_basis": job.price_basis,
+           "method_detail": method, "parameters": params, "notes": notes, "default_filled_share": filled}
+    current = _unit_value(job, svc, ctx, ind, job.year)
+    if current is None:
         return row | {"status": "memo", "status_reason": "physical quantity for the audit trail; valued through "
                       "the service's other indicators", "price_source": ""}
-    price = index_price(job.ref, key, job.price_year, ind.unit)
-    low_price, high_price = unit_price_range(job.ref, price)
-    return row | {"status": "accounted", "status_reason": "", "unit_price": price.unit_price,
-                  "unit_price_low": low_price, "unit_price_high": high_price, "price_unit": price.price.unit,
-                  "value_cny": value_cny(row["quantity"], price), "value_cny_low": row["quantity_low"] * low_price,
-                  "value_cny_high": row["quantity_high"] * high_price, "price_key": price.price.key,
-                  "base_unit_price": price.price.value, "base_price_year": price.price.price_year,
-                  "cpi_factor": price.cpi_factor, "price_source": f"{price.price.item}; {price.price.cite()}"}
+    constant = _unit_value(job, svc, ctx, ind, job.constant_price_year)
+    uv = current if job.price_basis == "current" else constant
+    return row | {"status": "accounted", "status_reason": "", "unit_price": uv.unit_price,
+                  "unit_price_low": uv.low, "unit_price_high": uv.high, "price_unit": uv.price_unit,
+                  "value_cny": uv.value(row["quantity"]), "value_cny_low": row["quantity_low"] * uv.low,
+                  "value_cny_high": row["quantity_high"] * uv.high,
+                  "value_current_cny": current.value(row["quantity"]), "value_constant_cny": constant.value(row["quantity"]),
+                  "price_key": uv.key, "base_unit_price": uv.base_unit_price, "base_price_year": uv.base_price_year,
+                  "price_index": uv.index, "index_factor": uv.index_factor, "price_source": uv.source}
+
+
+PLAUSIBILITY_RULE = (f"methodology §11.2: GEP per km2 of classified area in {PLAUSIBLE_GEP_PER_KM2[0] / 1e8:g}-"
+                     f"{PLAUSIBLE_GEP_PER_KM2[1] / 1e8:g}e8 CNY/km2, for a complete indicator set")
 
 
 def _plausibility(job: CountyJob, per_km2: float, area_km2: float) -> str:
-    """The §11.2 GEP-per-km² check, for a complete indicator set only; the flag names its rule."""
+    """The §11.2 GEP-per-km² check, for a complete indicator set only."""
     low, high = PLAUSIBLE_GEP_PER_KM2
-    rule = f"methodology §11.2: {low / 1e8:g}-{high / 1e8:g}e8 CNY/km2 for a complete GEP"
     if not job.complete_indicator_set:
-        return "not checked: partial indicator set"  # the §11.2 range is for a complete GEP
+        why = ("custom service list" if job.indicator_set == "custom" else
+               f"indicator set {job.indicator_set} modified: {'; '.join(job.indicator_set_changes)}")
+        return f"not checked: not a complete indicator set ({why})"
     if not area_km2 > 0:
         return "not checked: no classified area"
     if per_km2 < low:
-        return f"below range ({rule})"
+        return "below range"
     if per_km2 > high:
-        return f"above range ({rule})"
+        return "above range"
     return "ok"
+
+
+def _sum_by_category(rows: pd.DataFrame, column: str) -> dict[str, float]:
+    sums = rows.groupby("category")[column].sum() if len(rows) else pd.Series(dtype=float)
+    return {c: float(sums.get(c, 0.0)) for c in vocabulary.CATEGORIES}
 
 
 def _gep_row(ident, job: CountyJob, services: pd.DataFrame, polygon_m2, classified_m2, nodata_m2, outside_m2
              ) -> pd.DataFrame:
-    valued = services[services.status == "accounted"]
-    by_cat = valued.groupby("category")["value_cny"].sum() if len(valued) else pd.Series(dtype=float)
-    gep = float(by_cat.sum())
+    """The county's GEP in the run's basis, in current and constant prices, by category; the
+    equivalent-factor GEP beside it; GDP, population, GGI, GEP per capita and the conversion ratio;
+    flags. GDP-based ratios use current prices, GDP's own."""
+    functional = services[services.method == "functional"]
+    valued = functional[functional.status == "accounted"]
+    run, current, constant = (_sum_by_category(valued, c) for c in ("value_cny", "value_current_cny", "value_constant_cny"))
+    gep, gep_current = sum(run.values()), sum(current.values())
     area_km2 = classified_m2 / M2_PER_KM2
     per_km2 = gep / area_km2 if area_km2 > 0 else float("nan")  # written as null
     flag = _plausibility(job, per_km2, area_km2)
     if flag.startswith(("below", "above")):
-        log.warning("county %s %s: GEP per km2 is %.3g CNY, %s", job.county_code, job.year, per_km2, flag)
+        log.warning("county %s %s: GEP per km2 is %.3g CNY, %s (%s)", job.county_code, job.year, per_km2, flag,
+                    PLAUSIBILITY_RULE)
     accounted = list(dict.fromkeys(valued.service))
-    quality = _quality(job, services, polygon_m2, outside_m2, area_km2)
-    row = {**ident, "gep_cny": gep,
-           "gep_cny_low": float(valued.value_cny_low.sum()), "gep_cny_high": float(valued.value_cny_high.sum()),
-           "provisioning_cny": float(by_cat.get("provisioning", 0.0)),
-           "regulating_cny": float(by_cat.get("regulating", 0.0)),
-           "cultural_cny": float(by_cat.get("cultural", 0.0)),
+    not_accounted = list(dict.fromkeys(functional.service[~functional.status.isin(["accounted", "memo"])]))
+    ef = services[(services.method == EQUIVALENT_FACTOR) & (services.status == "accounted")]
+    stats, sources = job.statistics, job.statistics_sources
+    gdp = stats["gdp_1e8_cny"] * 1e8 if "gdp_1e8_cny" in stats else None
+    people = stats["population_1e4"] * 1e4 if "population_1e4" in stats else None
+    row = {**ident, "indicator_set": job.indicator_set, "indicator_set_modified": bool(job.indicator_set_changes),
+           "indicator_set_changes": "; ".join(job.indicator_set_changes),
+           "price_basis": job.price_basis, "price_year": job.price_year, "constant_price_year": job.constant_price_year,
+           "gep_cny": gep, "gep_cny_low": float(valued.value_cny_low.sum()),
+           "gep_cny_high": float(valued.value_cny_high.sum()),
+           **{f"{c}_cny": v for c, v in run.items()},
+           "gep_current_cny": gep_current, **{f"{c}_current_cny": v for c, v in current.items()},
+           "gep_constant_cny": sum(constant.values()), **{f"{c}_constant_cny": v for c, v in constant.items()},
+           "gep_equivalent_factor_cny": float(ef.value_cny.sum()) if job.equivalent_factor is not None else None,
            "gep_yi_cny": gep / 1e8, "area_km2": area_km2, "gep_per_km2_cny": per_km2,
            "polygon_area_km2": polygon_m2 / M2_PER_KM2, "classified_area_km2": area_km2,
            "nodata_area_km2": nodata_m2 / M2_PER_KM2, "outside_raster_area_km2": outside_m2 / M2_PER_KM2,
-           "price_year": job.price_year, "services": ",".join(accounted), "n_services": len(accounted),
-           "plausibility_flag": flag, **quality}
-    return pd.DataFrame([row])
+           "gdp_cny": gdp, "gdp_source": sources.get("gdp_1e8_cny"),
+           "population": people, "population_source": sources.get("population_1e4"),
+           "gep_per_capita_cny": gep_current / people if people else None,
+           "ggi": gep_current / gdp if gdp else None,
+           "conversion_ratio": (current["provisioning"] + current["cultural"]) / gep_current if gep_current > 0 else None,
+           **growth({}, None),
+           "services": ",".join(accounted), "n_services": len(accounted), "n_services_not_accounted": len(not_accounted),
+           "plausibility_flag": flag, "plausibility_rule": PLAUSIBILITY_RULE,
+           **_quality(job, functional, polygon_m2, outside_m2, area_km2)}
+    return pd.DataFrame([row], columns=vocabulary.names("gep"))
 
 
 def inside_share(polygon_m2: float, outside_m2: float) -> float:
@@ -332,7 +390,8 @@ def inside_share(polygon_m2: float, outside_m2: float) -> float:
 def default_filled_shares(services: pd.DataFrame) -> dict[str, float]:
     """Per service: the share of its credited area whose auxiliary inputs were filled (raster
     nodata), over the rows with pixels."""
-    rows = services[services.status.isin(["accounted", "memo"]) & (services.area_ha > 0)]
+    rows = services[(services.method == "functional") & services.status.isin(["accounted", "memo"])
+                    & (services.area_ha > 0)]
     rows = rows.drop_duplicates(["service", "ecosystem_type"])  # one area per type, not per indicator
     if not len(rows):
         return {}
@@ -343,8 +402,8 @@ def default_filled_shares(services: pd.DataFrame) -> dict[str, float]:
 
 def _quality(job: CountyJob, services: pd.DataFrame, polygon_m2: float, outside_m2: float, area_km2: float
              ) -> dict[str, object]:
-    """How complete a county's inputs were: coverage shares, default-filled shares, services not
-    accounted; ``quality_flag`` is "ok" or every reason it is not."""
+    """How complete a county's inputs were (``services``: its functional rows): coverage shares,
+    default-filled shares, services not accounted; ``quality_flag`` is "ok" or every reason it is not."""
     checks, reasons = job.checks, []
     lc_share = inside_share(polygon_m2, outside_m2)
     if lc_share < checks.min_landcover_coverage:

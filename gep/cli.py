@@ -36,7 +36,7 @@ def _print_summary(records: list[dict], output_dir: Path, title: str, run) -> No
     print(f"Run {run.run_id}: {outcome}; record in {output_dir}/runs/{run.run_id}.parquet")
     print(f"Outputs under {output_dir}/ (extent/, services/, gep/, carbon_stock/; year=YYYY/county_code=CCCCCC/part-0.parquet)")
     print(f"County GEP summary, {df['year'].iloc[0]} ({len(df)} counties, total {total:,.2f} 亿元 = 1e8 CNY):")
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
         print(df.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     flagged = df[df.quality_flag != "ok"]
     for code, flag in zip(flagged.county_code, flagged.quality_flag):
@@ -46,7 +46,7 @@ def _print_summary(records: list[dict], output_dir: Path, title: str, run) -> No
 def cmd_run(args) -> int:
     from gep import engine, pipeline, runs
     from gep.config import load_run_config
-    cfg = load_run_config(args.config, output_dir=args.output)
+    cfg = load_run_config(args.config, output_dir=args.output, indicator_set=args.indicator_set)
     compute = _compute(cfg.compute, args)
     if args.no_prefect and compute.runner == "dask":
         print("gep: error: --no-prefect runs on local threads; drop --dask/--dask-address or [compute] runner",
@@ -71,10 +71,10 @@ def cmd_run(args) -> int:
                 with temporary_api():
                     if args.county:
                         records = with_runner(county_gep_flow, compute)(str(args.config), args.county, args.year,
-                                                                        output, args.force)
+                                                                        output, args.force, args.indicator_set)
                     else:
                         records = with_runner(annual_gep_flow, compute)(str(args.config), args.year, output,
-                                                                        args.force)
+                                                                        args.force, args.indicator_set)
             finally:
                 runs.take_over(cfg, run.year, args.county)  # not taken if the flow never started
     _print_summary(records, cfg.output_dir, cfg.title, run)
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--year", type=int)
     p.add_argument("--county", help="county code: recompute and replace only this county's partitions")
     p.add_argument("--output", type=Path, help="output directory (overrides output_dir of the configuration)")
+    p.add_argument("--indicator-set", help="indicator set of configs/indicator_sets.toml (overrides indicator_set of "
+                                           "the configuration), e.g. ndrc_2022")
     p.add_argument("--workers", type=int, help="threads or local Dask workers (default: every core)")
     p.add_argument("--dask", action="store_true", help="run the strip tasks on a temporary local Dask cluster")
     p.add_argument("--dask-address", help="run the strip tasks on the Dask scheduler at this address")

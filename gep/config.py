@@ -117,10 +117,11 @@ class CarbonStockConfig(_Strict):
 
 
 class ServicesConfig(BaseModel):
-    """``enabled`` lists service keys; a sub-table named after a service holds its options."""
+    """``enabled`` lists service keys (default: the indicator set's); a sub-table named after a
+    service holds its options (over the set's switches)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    enabled: list[str] = Field(min_length=1)
+    enabled: list[str] | None = Field(None, min_length=1)
 
     @property
     def options(self) -> dict[str, dict[str, Any]]:
@@ -170,8 +171,15 @@ class RunConfig(_Strict):
     output_dir: Path
     landcover_scheme: str = Field(description="a scheme of the schemes file, or the path of a scheme of your own "
                                               "(.csv: code, name, ecosystem_type [, name_zh]; .toml: one scheme)")
-    price_year: int | Literal["accounting_year"] = Field(
-        description="price year of all values; 'accounting_year' values each year at its own prices")
+    constant_price_year: int = Field(description="base year of the constant prices (one price vector for every "
+                                                 "year: comparisons across years, ΔGEP)")
+    price_basis: Literal["constant", "current"] = Field(
+        "constant", description="basis of value_cny and gep_cny: constant prices of constant_price_year, or current "
+                                "prices (each year its own); both are written in every run")
+    indicator_set: str | None = Field(None, description="a set of configs/indicator_sets.toml (services and method "
+                                                        "switches of a standard); [services] may modify it")
+    equivalent_factor: bool = Field(True, description="also write the equivalent-factor (Xie 2015) value of the "
+                                                      "extent account, in its own rows and GEP column")
     default_year: int | None = None
     area_model: Literal["ellipsoid", "sphere"] = "ellipsoid"
     boundaries: BoundariesConfig
@@ -182,14 +190,24 @@ class RunConfig(_Strict):
     vectors: dict[str, VectorConfig] = Field(default_factory=dict)
     tables: dict[str, TableConfig] = Field(default_factory=dict)
     carbon_stock: CarbonStockConfig | None = None
-    services: ServicesConfig
+    services: ServicesConfig = ServicesConfig()
     compute: ComputeConfig = ComputeConfig()
     checks: ChecksConfig = ChecksConfig()
     schemes_file: Path = REPO_CONFIGS / "landcover_schemes.toml"
     coefficients_file: Path = REPO_CONFIGS / "coefficients.csv"
     prices_file: Path = REPO_CONFIGS / "prices.csv"
     cpi_file: Path = REPO_CONFIGS / "cpi.csv"
+    price_indices_file: Path = REPO_CONFIGS / "price_indices.csv"
+    indicator_sets_file: Path = REPO_CONFIGS / "indicator_sets.toml"
+    equivalent_factor_file: Path = REPO_CONFIGS / "equivalent_factor.toml"
     source_file: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _services_named(self) -> "RunConfig":
+        if self.indicator_set is None and self.services.enabled is None:
+            raise ValueError("name an indicator_set (configs/indicator_sets.toml, e.g. \"zj_db33_2025\") or list "
+                             "[services] enabled")
+        return self
 
     @field_validator("landcover")
     @classmethod
@@ -233,7 +251,8 @@ class RunConfig(_Strict):
         return year
 
     def price_year_for(self, year: int) -> int:
-        return year if self.price_year == "accounting_year" else self.price_year
+        """Price year of value_cny for an accounting year: the year itself (current prices) or the base."""
+        return year if self.price_basis == "current" else self.constant_price_year
 
     @property
     def user_scheme_file(self) -> Path | None:
@@ -245,8 +264,10 @@ def _resolve(base: Path, p: Path | str) -> Path:
     return Path(os.path.normpath(base / Path(p)))
 
 
-def load_run_config(path: str | Path, *, output_dir: str | Path | None = None) -> RunConfig:
-    """Read, validate and resolve a run configuration file.
+def load_run_config(path: str | Path, *, output_dir: str | Path | None = None, indicator_set: str | None = None
+                    ) -> RunConfig:
+    """Read, validate and resolve a run configuration file (``output_dir``, ``indicator_set``:
+    the command line's overrides of its keys).
 
     Raises :class:`InputValidationError` naming the file and each bad key (unknown keys included).
     """
@@ -259,6 +280,15 @@ def load_run_config(path: str | Path, *, output_dir: str | Path | None = None) -
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise fail(path, "(file)", f"not valid TOML: {exc}", "fix the syntax at the position given") from exc
     base = path.resolve().parent
+    if indicator_set is not None:
+        raw["indicator_set"] = indicator_set
+    if "price_year" in raw:  # the key of gep before both price bases were written
+        was = raw["price_year"]
+        basis = "current" if was == "accounting_year" else "constant"
+        year = "YEAR" if was == "accounting_year" else was
+        raise fail(path, "price_year", "replaced: every run now writes current and constant prices",
+                   f"write `constant_price_year = {year}` (the constant-price base year) and `price_basis = "
+                   f"\"{basis}\"` (the basis of value_cny and gep_cny)")
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
@@ -284,7 +314,8 @@ def load_run_config(path: str | Path, *, output_dir: str | Path | None = None) -
                          if cfg.carbon_stock else None),
         "source_file": path.resolve(),
     }
-    for key in ("schemes_file", "coefficients_file", "prices_file", "cpi_file"):
+    for key in ("schemes_file", "coefficients_file", "prices_file", "cpi_file", "price_indices_file",
+                "indicator_sets_file", "equivalent_factor_file"):
         if key in raw:
             updates[key] = _resolve(base, raw[key])
     if cfg.user_scheme_file is not None:
@@ -416,14 +447,59 @@ class Price:
         return self.value, self.price_year
 
 
+class IndicatorSet(_Strict):
+    """The services and method switches of a standard (configs/indicator_sets.toml)."""
+
+    key: str
+    title: str
+    document: str
+    tag: Literal["V", "V*", "L", "E"]
+    services: list[str] = Field(min_length=1)
+    optional: list[str] = Field(default_factory=list)
+    note: str = ""
+    switches: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class XieService(_Strict):
+    name_zh: str
+    category: Literal["provisioning", "regulating", "cultural", "supporting"]
+
+
+class XieType(_Strict):
+    xie_type: str
+    note: str = ""
+
+
+class RegionalFactor(_Strict):
+    value: float = Field(gt=0)
+    tag: Literal["V", "V*", "L", "E"]
+    source: str
+
+
+class EquivalentFactorSpec(_Strict):
+    """The equivalent-factor method (configs/equivalent_factor.toml) with its table of equivalents."""
+
+    table: str
+    standard_equivalent_price: str
+    regional_factor: RegionalFactor
+    services: dict[str, XieService]
+    types: dict[str, XieType]
+    equivalents: dict[str, dict[str, float]] = Field(default_factory=dict)  # xie_type -> service -> equivalent
+    row_sources: dict[str, str] = Field(default_factory=dict)               # xie_type -> "[tag] source"
+
+
 @dataclass(frozen=True)
 class ReferenceData:
-    """Schemes, coefficients, prices and CPI, each traceable to its file and hash."""
+    """Schemes, coefficients, prices, CPI and sector price indices, indicator sets and the
+    equivalent-factor table, each traceable to its file and hash."""
 
     schemes: dict[str, LandCoverScheme]
     coefficients: dict[tuple[str, str], Coefficient]
     prices: dict[str, Price]
     cpi_index: dict[int, float]
+    price_indices: dict[str, dict[int, float]] = field(default_factory=dict)  # index -> year -> level
+    indicator_sets: dict[str, IndicatorSet] = field(default_factory=dict)
+    equivalent_factor: EquivalentFactorSpec | None = None
     file_hashes: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)  # "prices.csv" -> the path actually read
 
@@ -456,6 +532,21 @@ class ReferenceData:
                            f"add the NBS CPI change of {y} to cpi.csv (covered: "
                            f"{min(self.cpi_index)}-{max(self.cpi_index)})")
         return self.cpi_index[to_year] / self.cpi_index[from_year]
+
+    def index_factor(self, index: str, from_year: int, to_year: int) -> float:
+        """Index(to_year) / index(from_year) of a price index ("cpi", or a sector index of
+        price_indices.csv): converts from_year money into to_year money of that sector."""
+        if index == "cpi":
+            return self.cpi_factor(from_year, to_year)
+        chain = self.price_indices.get(index)
+        if chain is None:
+            raise fail(self.path("price_indices.csv"), index, f"no price index {index!r}",
+                       f"use cpi or one of {', '.join(sorted(self.price_indices))}, or add its rows")
+        for y in (from_year, to_year):
+            if y not in chain:
+                raise fail(self.path("price_indices.csv"), f"{index} {y}", f"no {index} index for year {y}",
+                           f"add the change of {y} (covered: {min(chain)}-{max(chain)})")
+        return chain[to_year] / chain[from_year]
 
 
 def sha256_file(path: Path) -> str:
@@ -597,22 +688,77 @@ def load_reference_data(cfg: RunConfig) -> ReferenceData:
                                  low, years["low"], high, years["high"])
 
     ipath = cfg.cpi_file
-    index: dict[int, float] = {}
     rows = _read_csv(ipath, ("year", "cpi_change_pct", "tag", "source"))
-    for i, r in enumerate(rows, start=2):
+    index = _chain(ipath, "CPI", list(enumerate(rows, start=2)), "cpi_change_pct")
+    spath = cfg.price_indices_file
+    by_index: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for i, r in enumerate(_read_csv(spath, ("index", "year", "change_pct", "tag", "source")), start=2):
+        by_index.setdefault(r["index"], []).append((i, r))
+    sector = {name: _chain(spath, name, rows, "change_pct") for name, rows in by_index.items()}
+    if "cpi" in sector:
+        raise fail(spath, "index", "the index name 'cpi' is taken by cpi.csv", "rename the index")
+
+    sets_path = cfg.indicator_sets_file
+    sets = {}
+    for key, body in _read_toml(sets_path, "indicator sets file").items():
+        try:
+            sets[key] = IndicatorSet.model_validate({"key": key, **body})
+        except ValidationError as exc:
+            raise fail(sets_path, key, str(exc).replace("\n", " "), "fix the indicator set") from exc
+    epath = cfg.equivalent_factor_file
+    equivalent, table_path = _equivalent_factor(epath)
+
+    paths = (*scheme_files, cpath, ppath, ipath, spath, sets_path, epath, table_path)
+    names = ("landcover_schemes.toml", *(p.name for p in scheme_files[1:]), "coefficients.csv", "prices.csv", "cpi.csv",
+             "price_indices.csv", "indicator_sets.toml", "equivalent_factor.toml", table_path.name)
+    return ReferenceData(schemes, coefficients, prices, index, sector, sets, equivalent,
+                         {n: sha256_file(p) for n, p in zip(names, paths)}, dict(zip(names, paths)))
+
+
+def _chain(path: Path, name: str, rows: list[tuple[int, dict[str, str]]], change_column: str) -> dict[int, float]:
+    """A price index chain from yearly changes in % (rows with their row numbers in the file): the
+    first year is 1.0."""
+    for i, r in rows:
         if not r["year"].strip().isdigit():
-            raise fail(ipath, f"row {i}: year", f"{r['year']!r} is not a calendar year", "give the year as e.g. 2020")
-    rows = sorted(rows, key=lambda r: int(r["year"]))
-    for i, r in enumerate(rows):
+            raise fail(path, f"row {i}: year", f"{r['year']!r} is not a calendar year", "give the year as e.g. 2020")
+    index: dict[int, float] = {}
+    for i, r in sorted(rows, key=lambda ir: int(ir[1]["year"])):
         year = int(r["year"])
-        if i == 0:
+        if not index:
             index[year] = 1.0
             continue
         if year != max(index) + 1:
-            raise fail(ipath, f"year {year}", "CPI years must be consecutive", f"add the missing year {max(index) + 1}")
-        index[year] = index[year - 1] * (1.0 + _num(ipath, i + 2, "cpi_change_pct", r["cpi_change_pct"]) / 100.0)
+            raise fail(path, f"{name} year {year}", "index years must be consecutive",
+                       f"add the missing year {max(index) + 1}")
+        index[year] = index[year - 1] * (1.0 + _num(path, i, change_column, r[change_column]) / 100.0)
+    return index
 
-    paths = (*scheme_files, cpath, ppath, ipath)
-    names = ("landcover_schemes.toml", *(p.name for p in scheme_files[1:]), "coefficients.csv", "prices.csv", "cpi.csv")
-    return ReferenceData(schemes, coefficients, prices, index, {n: sha256_file(p) for n, p in zip(names, paths)},
-                         dict(zip(names, paths)))
+
+def _equivalent_factor(path: Path) -> tuple[EquivalentFactorSpec, Path]:
+    """The method's specification and its table of equivalents, each row checked against its own
+    printed total and CNY/ha (the published table's arithmetic)."""
+    try:
+        spec = EquivalentFactorSpec.model_validate(_read_toml(path, "equivalent-factor file"))
+    except ValidationError as exc:
+        raise fail(path, "(file)", str(exc).replace("\n", " "), "fix the specification") from None
+    unknown = sorted(set(spec.types) - set(ECOSYSTEM_TYPES))
+    missing = sorted(set(ECOSYSTEM_TYPES) - set(spec.types))
+    if unknown or missing:
+        raise fail(path, "types", f"ecosystem types unknown {unknown} / without a Xie row {missing}",
+                   "map every ecosystem type of gep/config.py ECOSYSTEM_TYPES to one row of the table")
+    table = path.parent / spec.table
+    services = list(spec.services)
+    rows = _read_csv(table, ("xie_type", "name_zh", *services, "total", "cny_per_ha", "tag", "source"))
+    equivalents, sources = {}, {}
+    for i, r in enumerate(rows, start=2):
+        values = {k: _num(table, i, k, r[k]) for k in services}
+        total = sum(values.values())
+        if abs(total - _num(table, i, "total", r["total"])) > 0.011:
+            raise fail(table, f"row {i}: total", f"the equivalents add up to {total:.2f}, the row says {r['total']}",
+                       "correct the row against the published table")
+        equivalents[r["xie_type"]] = values
+        sources[r["xie_type"]] = f"[{r['tag']}] {r['source']}"
+    absent = sorted({t.xie_type for t in spec.types.values()} - set(equivalents))
+    if absent:
+        raise fail(path, "types", f"Xie rows {absent} are not in {table.name}", "use rows of the table")
+    return spec.model_copy(update={"equivalents": equivalents, "row_sources": sources}), table

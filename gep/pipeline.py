@@ -32,13 +32,12 @@ from gep.config import LandCoverScheme, ReferenceData, RunConfig, load_reference
 from gep.errors import InputProblem, InputValidationError
 from gep.services import REGISTRY
 from gep.services.base import NEAREST, AuxInput, ServiceContext
-from gep.services.inputs import AUXILIARY, STATISTICS_FIELDS
-from gep.valuation import index_price
+from gep.services.inputs import AUXILIARY, STATISTICS_FIELDS, SUMMARY_STATISTICS
+from gep.valuation import deflated, priced
 from gep.zonal import AuxSpec, outside_raster_area_m2, zone_polygon
 
 log = logging.getLogger(__name__)
 
-CATEGORIES = ("provisioning", "regulating", "cultural")
 CACHE = ".gep/cache"  # derived layers, under the output directory, keyed by input content
 CHECK_ROWS = 512       # rows of an auxiliary raster read at a time when checking a county
 
@@ -64,6 +63,8 @@ class PreparedRun:
     tables: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # county -> table -> key -> value
     vectors: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # county -> layer -> features
     carbon_pools: CarbonPools | None = None
+    selection: ServiceSelection = field(default_factory=lambda: ServiceSelection("custom"))
+    statistics_sources: dict[str, dict[str, str]] = field(default_factory=dict)  # county -> field -> source
     lineage: dict[str, str] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -75,11 +76,6 @@ class PreparedRun:
         c = self.counties
         return [self._job(code, name, geom) for code, name, geom in zip(c["county_code"], c["county_name"], c.geometry)]
 
-    @property
-    def complete_indicator_set(self) -> bool:
-        """The run accounts services of all three categories (the §11.2 range applies)."""
-        return {REGISTRY[key].category for key, _ in self.services} >= set(CATEGORIES)
-
     def _job(self, county_code: str, county_name: str, geometry) -> CountyJob:
         stats = self.statistics.get(county_code, {})
         options = {key: opts for key, opts in self.services}
@@ -90,10 +86,12 @@ class PreparedRun:
                 for key, opts in self.services]
         # A run loaded without checks (a Dask worker) tallies strips but never builds account tables.
         polygon_m2, outside_m2 = self.polygon_areas_m2.get(county_code, (float("nan"), float("nan")))
+        cfg, sel = self.cfg, self.selection
         return CountyJob(county_code, county_name, self.year, geometry, polygon_m2, outside_m2, self.scheme,
-                         self.ref, runs, stats, self.cfg.area_model, self.price_year,
-                         self.coverage.get(county_code, {}), self.cfg.checks, self.complete_indicator_set,
-                         self.carbon_pools)
+                         self.ref, runs, stats, cfg.area_model, cfg.price_basis, cfg.constant_price_year,
+                         self.coverage.get(county_code, {}), cfg.checks, sel.indicator_set, sel.changes, sel.complete,
+                         self.statistics_sources.get(county_code, {}),
+                         self.ref.equivalent_factor if cfg.equivalent_factor else None, self.carbon_pools)
 
 
 def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, *, checks: bool = True) -> PreparedRun:
@@ -114,12 +112,14 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
     if scheme is None and cfg.user_scheme_file is None:
         problems.append(InputProblem(cfg_file, "landcover_scheme", f"unknown scheme {cfg.landcover_scheme!r}",
                                      f"use one of {', '.join(ref.schemes)}"))
-    if price_year not in ref.cpi_index:  # checked once here, not once per service price
-        problems.append(InputProblem(cfg_file, "price_year", f"price year {price_year} is outside the CPI table "
-                                     f"{ref.path('cpi.csv')} ({min(ref.cpi_index)}-{max(ref.cpi_index)})",
-                                     f"choose a price_year in {min(ref.cpi_index)}-{max(ref.cpi_index)}, or add "
-                                     f"the NBS CPI change of {price_year} to the CPI table"))
-    services, found = _check_services(cfg, cfg_file, ref, price_year if price_year in ref.cpi_index else None, year)
+    for key, py in (("constant_price_year", cfg.constant_price_year), (f"landcover.{year}", year)):
+        if py not in ref.cpi_index:  # checked once here, not once per service price
+            what = "constant price year" if key == "constant_price_year" else "accounting year (current prices)"
+            problems.append(InputProblem(cfg_file, key, f"{what} {py} is outside the CPI table {ref.path('cpi.csv')} "
+                                         f"({min(ref.cpi_index)}-{max(ref.cpi_index)})",
+                                         f"choose a year in {min(ref.cpi_index)}-{max(ref.cpi_index)}, or add the NBS "
+                                         f"CPI change of {py} to the CPI table"))
+    services, selection, found = _check_services(cfg, cfg_file, ref, year)
     problems += found
     counties, found = _read_counties(cfg, county)
     problems += found
@@ -150,11 +150,17 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
         problems += found
 
         statistics: dict[str, dict[str, float]] = {}
-        fields = {f for key, _ in services for f in REGISTRY[key].statistics_fields}
-        if scheme is not None:
-            fields |= set(scheme.share_fields)
-        if fields and counties is not None:
-            statistics, found = _load_statistics(cfg, cfg_file, sorted(fields), counties, year)
+        sources: dict[str, dict[str, str]] = {}
+        needs: dict[str, list[str]] = {}
+        for key, opts in services:
+            for f in REGISTRY[key].statistics_needed(opts):
+                needs.setdefault(f, []).append(key)
+        for f in scheme.share_fields if scheme is not None else ():
+            needs.setdefault(f, []).append(f"landcover_scheme {scheme.key}")
+        optional = [*SUMMARY_STATISTICS, *(f for key, _ in services for f in REGISTRY[key].optional_statistics)]
+        if counties is not None and (needs or cfg.statistics is not None):
+            statistics, sources, found = _load_statistics(cfg, cfg_file, dict(sorted(needs.items())), optional,
+                                                          counties, year)
             problems += found
             if scheme is not None:
                 problems += _split_problems(cfg, scheme, statistics, year)
@@ -166,7 +172,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
         problems += found
 
         prepared = PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
-                               coverage, areas, means, tables, vectors, pools)
+                               coverage, areas, means, tables, vectors, pools, selection, sources)
         if problems:
             # The run fails anyway: check the land-cover codes now so every problem is reported at
             # once (in a valid run they are checked during the accounting pass, one decode per run).
@@ -263,38 +269,73 @@ def landcover_code_problems(prepared: PreparedRun) -> list[InputProblem]:
     return engine.unknown_code_problems(p, engine.merge(p, engine.tally_local(p)))
 
 
-def _check_services(cfg: RunConfig, cfg_file: str, ref: ReferenceData, price_year: int | None, year: int):
-    """Enabled services with validated options; each must have a price in its quantity's unit
-    (indexed to ``price_year``; ``None``: the price year is already reported as unusable)."""
-    problems, services = [], []
+@dataclass(frozen=True)
+class ServiceSelection:
+    """Where a run's services come from: its indicator set, and how the run configuration changes it."""
+
+    indicator_set: str              # a set of configs/indicator_sets.toml, or "custom" (a list of services)
+    changes: tuple[str, ...] = ()   # services added or removed, switches changed (empty: the set as published)
+    complete: bool = False          # every service of a named set is enabled: the §11.2 check applies
+
+
+def _check_services(cfg: RunConfig, cfg_file: str, ref: ReferenceData, year: int):
+    """The run's services with validated options (the indicator set's switches, then the run
+    configuration's options), and its :class:`ServiceSelection`. Every indicator must be valued
+    at both price years (current: the accounting year; constant: the base year): a price in its
+    quantity's unit, or a price index covering both years for a money-valued quantity."""
+    problems, services, changes = [], [], []
+    iset = None
+    if cfg.indicator_set is not None:
+        iset = ref.indicator_sets.get(cfg.indicator_set)
+        if iset is None:
+            problems.append(InputProblem(cfg_file, "indicator_set", f"unknown indicator set {cfg.indicator_set!r}",
+                                         f"use one of {', '.join(ref.indicator_sets)} ({ref.path('indicator_sets.toml')})"))
+    in_set = list(iset.services) if iset else []
+    switches = iset.switches if iset else {}
+    for key in [k for k in (*in_set, *switches) if k not in REGISTRY]:
+        problems.append(InputProblem(ref.path("indicator_sets.toml"), f"{cfg.indicator_set}.services",
+                                     f"unknown service {key!r}", f"known services: {', '.join(sorted(REGISTRY))}"))
     for key in sorted(set(cfg.services.options) - set(REGISTRY)):
         problems.append(InputProblem(cfg_file, f"services.{key}", "options for an unknown service",
                                      f"known services: {', '.join(sorted(REGISTRY))}"))
-    for key in cfg.services.enabled:
+    enabled = list(cfg.services.enabled) if cfg.services.enabled is not None else in_set
+    price_years = sorted({year, cfg.constant_price_year})
+    for key in enabled:
         svc = REGISTRY.get(key)
         if svc is None:
             problems.append(InputProblem(cfg_file, "services.enabled", f"unknown service {key!r}",
                                          f"known services: {', '.join(sorted(REGISTRY))}"))
             continue
         try:
-            opts = svc.Options.model_validate(cfg.services.options.get(key, {}))
+            opts = svc.Options.model_validate({**switches.get(key, {}), **cfg.services.options.get(key, {})})
+            as_set = svc.Options.model_validate(switches.get(key, {})).model_dump()
         except ValidationError as exc:
             for err in exc.errors():
                 loc = ".".join(str(x) for x in err["loc"])
                 problems.append(InputProblem(cfg_file, f"services.{key}.{loc}", err["msg"], "correct the option"))
             continue
-        if price_year is not None:
-            ctx = ServiceContext(ref, opts, {}, "", year)
-            for ind in svc.indicators(opts):
-                price_key = svc.price_key(ind, ctx)
+        changed = {k: v for k, v in opts.model_dump().items() if as_set[k] != v}
+        if iset is not None and key in in_set and changed:
+            changes.append(f"{key} switches {changed} (set: { {k: as_set[k] for k in changed} })")
+        ctx = ServiceContext(ref, opts, {}, "", year)
+        for ind in svc.indicators(opts):
+            for py in price_years if all(y in ref.cpi_index for y in price_years) else ():
                 try:
-                    if price_key is not None:
-                        index_price(ref, price_key, price_year, ind.unit)
+                    if ind.deflator is not None:
+                        deflated(ref, ind.deflator, year, py)
+                    elif (price_key := svc.price_key(ind, ctx, py)) is not None:
+                        priced(ref, price_key, py, ind.unit)
                 except InputValidationError as exc:
-                    problems.extend(InputProblem(p.file, p.field, f"{p.problem} (service {key}, indicator "
-                                                 f"{ind.key}, accounting year {year})", p.fix) for p in exc.problems)
+                    problems.extend(InputProblem(p.file, p.field, f"{p.problem} (service {key}, indicator {ind.key}, "
+                                                 f"accounting year {year}, price year {py})", p.fix) for p in exc.problems)
         services.append((key, opts))
-    return services, problems
+    removed = [k for k in in_set if k not in enabled]
+    if iset is not None:
+        added = [k for k in enabled if k not in in_set]
+        changes = ([f"added {', '.join(added)}"] if added else []) + \
+                  ([f"removed {', '.join(removed)}"] if removed else []) + changes
+    return services, ServiceSelection(cfg.indicator_set or "custom", tuple(changes), iset is not None and not removed), \
+        problems
 
 
 def _read_counties(cfg: RunConfig, county: str | None):
@@ -496,35 +537,47 @@ def _align_boundaries(cfg: RunConfig, counties: gpd.GeoDataFrame, landcover) -> 
     return counties.to_crs(landcover.crs), []
 
 
-def _load_statistics(cfg, cfg_file, fields, counties, year):
+def _load_statistics(cfg, cfg_file, needs: dict[str, list[str]], optional: list[str], counties, year):
+    """County statistics of the year: every field a service needs (``needs``: field -> its users)
+    for every county, and the ``optional`` ones where given; each value's source is its own
+    ``<field>_source`` column, else the row's ``source``. Returns (values, sources, problems)."""
     if cfg.statistics is None:
-        return {}, [InputProblem(cfg_file, "statistics", f"county statistics needed for {', '.join(fields)}",
-                                 "add [statistics] path = \"county_statistics.csv\"")]
+        return {}, {}, [InputProblem(cfg_file, "statistics", f"county statistics needed for {', '.join(needs)}",
+                                     "add [statistics] path = \"county_statistics.csv\"")]
     path = cfg.statistics.path
     df, problems = io.read_statistics(path)
     if df is None:
-        return {}, problems
-    missing = [f for f in fields if f not in df.columns]
-    if missing:
-        return {}, [InputProblem(str(path), ", ".join(missing), "column(s) needed by the enabled services missing",
-                                 "add them, one value per county and year")]
+        return {}, {}, problems
+    problems = [InputProblem(str(path), f, f"column missing, needed by {', '.join(needs[f])}",
+                             f"add the column {f} ({STATISTICS_FIELDS[f][2]}), one value per county and year")
+                for f in needs if f not in df.columns]
+    needs = {f: users for f, users in needs.items() if f in df.columns}  # the others are checked all the same
     rows = df[df["year"] == year].set_index("county_code")
-    out: dict[str, dict[str, float]] = {}
+    values_out: dict[str, dict[str, float]] = {}
+    sources_out: dict[str, dict[str, str]] = {}
     for code in counties["county_code"]:
         if code not in rows.index:
             problems.append(InputProblem(str(path), "county_code, year", f"no row for county {code} in {year}",
                                          f"add a row county_code={code}, year={year}", county=code))
             continue
-        values = {}
-        for f in fields:
-            v = pd.to_numeric(rows.at[code, f], errors="coerce")
-            lo, hi, _ = STATISTICS_FIELDS[f]
+        values, sources = {}, {}
+        for f in [*needs, *(f for f in optional if f in df.columns and f not in needs)]:
+            raw = rows.at[code, f]
+            lo, hi, what = STATISTICS_FIELDS[f]
+            if f not in needs and pd.isna(raw):
+                continue  # an optional field not given for this county
+            v = pd.to_numeric(raw, errors="coerce")
             if not np.isfinite(v) or not lo <= v <= hi:
-                problems.append(InputProblem(str(path), f, f"county {code} {year}: {rows.at[code, f]!r} is not a "
-                                             f"number in [{lo}, {hi}]", "correct the value", county=code))
+                given = "empty" if pd.isna(raw) else f"{raw!r} is not a number in [{lo:g}, {hi:g}]"
+                users = f" (needed by {', '.join(needs[f])})" if f in needs else ""
+                problems.append(InputProblem(str(path), f, f"county {code} {year}: {given}{users}",
+                                             f"give {f} ({what}) for county {code} in {year}", county=code))
+                continue
             values[f] = float(v)
-        out[code] = values
-    return out, problems
+            own = rows.at[code, f"{f}_source"] if f"{f}_source" in rows.columns else None
+            sources[f] = str(own) if isinstance(own, str) and own.strip() else str(rows.at[code, "source"])
+        values_out[code], sources_out[code] = values, sources
+    return values_out, sources_out, problems
 
 
 def _split_problems(cfg: RunConfig, scheme: LandCoverScheme, statistics: dict[str, dict[str, float]], year: int
@@ -657,18 +710,21 @@ def _lineage(cfg: RunConfig, ref: ReferenceData, year: int, lc_path: Path, aux_p
         if base is not None and base != year:
             files[f"landcover_{base}"] = cfg.landcover[base]
     lineage = {"gep_version": version("gep"), "area_model": cfg.area_model,
-               "landcover_scheme": cfg.landcover_scheme, "price_year": str(cfg.price_year_for(year))}
+               "landcover_scheme": cfg.landcover_scheme, "price_basis": cfg.price_basis,
+               "price_year": str(cfg.price_year_for(year)), "constant_price_year": str(cfg.constant_price_year)}
     lineage |= {f"sha256:{k}": sha256_file(Path(p)) for k, p in files.items()}
     lineage |= {f"sha256:configs/{k}": v for k, v in ref.file_hashes.items()}
     return lineage
 
 
-def method_choices(cfg: RunConfig, year: int, services) -> dict:
-    """Every method choice of a run: scheme, area model, price year and each service's options
-    with their defaults (the switches: climate water term, paddy crediting, carbon price rule,
-    CO2/O2 pairing, humidifier, ...)."""
+def method_choices(cfg: RunConfig, year: int, services, selection: ServiceSelection) -> dict:
+    """Every method choice of a run: scheme, area model, price basis and years, the indicator set
+    and how the run changes it, and each service's options with their defaults (the switches:
+    climate water term, paddy crediting, carbon price rule, CO2/O2 pairing, humidifier, ...)."""
     return {"landcover_scheme": cfg.landcover_scheme, "area_model": cfg.area_model,
-            "price_year": cfg.price_year_for(year),
+            "price_basis": cfg.price_basis, "price_year": cfg.price_year_for(year),
+            "constant_price_year": cfg.constant_price_year, "indicator_set": selection.indicator_set,
+            "indicator_set_changes": list(selection.changes), "equivalent_factor": cfg.equivalent_factor,
             "services": {key: opts.model_dump() for key, opts in services},
             "carbon_stock": cfg.carbon_stock.model_dump(mode="json") if cfg.carbon_stock else None}
 
@@ -753,7 +809,8 @@ def tables(prepared: PreparedRun, results: list[CountyAccounts], metadata: dict[
     """Every county's partitions as Arrow tables, each dataset checked against its schema as a
     whole (types, bounds, finite numbers, unique keys) before anything is written."""
     meta = {"lineage": json.dumps(prepared.lineage, sort_keys=True),
-            "method_choices": json.dumps(method_choices(prepared.cfg, prepared.year, prepared.services), sort_keys=True,
+            "method_choices": json.dumps(method_choices(prepared.cfg, prepared.year, prepared.services, prepared.selection),
+                                         sort_keys=True,
                                          ensure_ascii=False), **metadata}
     out: dict[tuple[str, int, str], pa.Table] = {}
     for dataset in vocabulary.DATA_DATASETS:
@@ -769,8 +826,17 @@ def gep_table(results: list[CountyAccounts]) -> pd.DataFrame:
 
 
 def summary(gep: pd.DataFrame) -> pd.DataFrame:
-    """County summary table (one row per county) for loan officers and the console."""
-    return gep.assign(regulating_yi_cny=gep.regulating_cny / 1e8, gep_per_km2_yi_cny=gep.gep_per_km2_cny / 1e8,
-                      gep_low_yi_cny=gep.gep_cny_low / 1e8, gep_high_yi_cny=gep.gep_cny_high / 1e8)[
-        ["county_code", "county_name", "year", "gep_yi_cny", "gep_low_yi_cny", "gep_high_yi_cny", "regulating_yi_cny",
-         "area_km2", "gep_per_km2_yi_cny", "plausibility_flag", "quality_flag"]]
+    """County summary table (one row per county) for loan officers and the console: GEP in the
+    run's basis with its range and categories, at constant prices, the equivalent-factor GEP
+    beside it, GGI, per capita, growth since the previous published year, flags."""
+    yi = 1e8
+    return gep.assign(
+        gep_low_yi_cny=gep.gep_cny_low / yi, gep_high_yi_cny=gep.gep_cny_high / yi,
+        provisioning_yi_cny=gep.provisioning_cny / yi, regulating_yi_cny=gep.regulating_cny / yi,
+        cultural_yi_cny=gep.cultural_cny / yi, gep_constant_yi_cny=gep.gep_constant_cny / yi,
+        gep_equivalent_factor_yi_cny=gep.gep_equivalent_factor_cny / yi, gep_per_km2_yi_cny=gep.gep_per_km2_cny / yi,
+        gep_per_capita_1e4_cny=gep.gep_per_capita_cny / 1e4)[
+        ["county_code", "county_name", "year", "indicator_set", "price_basis", "price_year", "gep_yi_cny",
+         "gep_low_yi_cny", "gep_high_yi_cny", "provisioning_yi_cny", "regulating_yi_cny", "cultural_yi_cny",
+         "gep_constant_yi_cny", "gep_equivalent_factor_yi_cny", "area_km2", "gep_per_km2_yi_cny", "ggi",
+         "gep_per_capita_1e4_cny", "gep_growth_constant_pct", "plausibility_flag", "quality_flag"]]

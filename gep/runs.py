@@ -22,11 +22,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from gep import io, pipeline
 from gep.config import RunConfig
 from gep.errors import InputValidationError
-from gep.store import OutputStore, holder_info
+from gep.growth import growth
+from gep.store import OutputStore, holder_info, partition_path
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -77,6 +79,7 @@ class RecordedRun:
         self.store = OutputStore(cfg.output_dir)
         self.prepared: pipeline.PreparedRun | None = None
         self.key: str | None = None
+        self.growth_bases: dict[str, tuple[int, str]] = {}  # county -> (base year, its input key)
         self.interrupted: list[dict] = []  # records of killed runs found on entry
         self.timings: dict[str, float] = {}
         self._stack = ExitStack()
@@ -86,11 +89,12 @@ class RecordedRun:
             "host": socket.gethostname(), "pid": os.getpid(), "orchestrator": orchestrator,
             "prefect_flow_run_id": None, "code_version": json.dumps(code_version(), sort_keys=True),
             "config": cfg.model_dump_json(), "inputs_sha256": None, "input_key": None,
-            "indicator_set": json.dumps(list(cfg.services.enabled)),
+            "indicator_set": json.dumps({"set": cfg.indicator_set or "custom", "services": cfg.services.enabled}),
             "method_choices": json.dumps({
                 "landcover_scheme": cfg.landcover_scheme, "area_model": cfg.area_model,
-                "price_year": cfg.price_year_for(self.year), "services": cfg.services.options,
-                "checks": cfg.checks.model_dump()}, sort_keys=True, ensure_ascii=False),
+                "price_basis": cfg.price_basis, "constant_price_year": cfg.constant_price_year,
+                "services": cfg.services.options, "checks": cfg.checks.model_dump()}, sort_keys=True,
+                ensure_ascii=False),
             "rows": None, "partitions_written": 0, "timings_s": "{}", "counties_flagged": None,
             "error": None, "failed_counties": None,
         }
@@ -151,11 +155,44 @@ class RecordedRun:
             lineage = self.prepared.lineage
             self.record["inputs_sha256"] = json.dumps({k.removeprefix("sha256:"): v for k, v in lineage.items()
                                                        if k.startswith("sha256:")}, sort_keys=True)
-            self.key = self.record["input_key"] = input_key(self.cfg, self.year, lineage)
-            choices = pipeline.method_choices(self.cfg, self.year, self.prepared.services)
+            self.growth_bases = self._growth_bases()
+            # the growth columns depend on the base year's published GEP: its key is an input
+            bases = {f"growth_base:{c}": f"{y}:{k}" for c, (y, k) in sorted(self.growth_bases.items())}
+            self.key = self.record["input_key"] = input_key(self.cfg, self.year, lineage | bases)
+            sel = self.prepared.selection
+            self.record["indicator_set"] = json.dumps({"set": sel.indicator_set, "changes": list(sel.changes),
+                                                       "services": [k for k, _ in self.prepared.services]})
+            choices = pipeline.method_choices(self.cfg, self.year, self.prepared.services, sel)
             self.record["method_choices"] = json.dumps(choices | {"checks": self.cfg.checks.model_dump()},
                                                        sort_keys=True, ensure_ascii=False)
         return self.prepared
+
+    def _growth_bases(self) -> dict[str, tuple[int, str]]:
+        """Per county: the latest earlier year with a published gep partition, and its input key."""
+        found: dict[str, tuple[int, str]] = {}
+        for rel, entry in self.store.manifest()["partitions"].items():
+            parts = rel.split("/")
+            if parts[0] != "gep":
+                continue
+            year, code = int(parts[1].removeprefix("year=")), parts[2].removeprefix("county_code=")
+            if year < self.year and year > found.get(code, (0, ""))[0]:
+                found[code] = (year, str(entry.get("input_key")))
+        codes = set(self.county_codes())
+        return {c: v for c, v in found.items() if c in codes}
+
+    def _attach_growth(self, results: list) -> None:
+        """The growth columns of each county against its base year's published gep row."""
+        for r in results:
+            row = r.gep.iloc[0].to_dict()
+            base_year = self.growth_bases.get(row["county_code"], (None, ""))[0]
+            base = None
+            if base_year is not None:
+                published = pq.read_table(self.store.root / partition_path("gep", base_year, row["county_code"]))
+                base = published.to_pylist()[0] | {"year": base_year}
+                if "gep_constant_cny" not in base:  # written by a gep before constant prices
+                    base = {"year": base_year, "indicator_set": None}
+            for k, v in growth(row, base).items():
+                r.gep[k] = [v]
 
     def county_codes(self) -> list[str]:
         return list(self.validate().counties["county_code"])
@@ -182,6 +219,7 @@ class RecordedRun:
 
     def publish(self, results: list) -> list[Path]:
         """Check and publish every county's tables in one step; record rows and flags."""
+        self._attach_growth(results)
         tables = self._timed("tables", pipeline.tables, self.validate(), results,
                              {"run_id": self.run_id, "input_key": self.key})
         files = self._timed("publish", self.store.publish, self.run_id, tables, self.key)

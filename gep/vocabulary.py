@@ -60,48 +60,64 @@ EXTENT = (
     _c("pixel_count", F64, "pixel", "coverage-weighted number of land-cover pixels (x type_share)", **NONNEG),
 )
 
-STATUSES = ("accounted", "memo", "not_applicable", "no_method", "no_input")
+STATUSES = ("accounted", "memo", "supporting", "not_applicable", "no_method", "no_input")
+METHODS = ("functional", "equivalent_factor")
 SERVICES = (
     COUNTY_CODE, COUNTY_NAME, YEAR,
-    _c("service", STR, "", "ecosystem service key (e.g. water_conservation); docs/services.md"),
+    _c("method", STR, "", "functional (the standards' physical models and prices, summed into gep_cny) | equivalent_factor (Xie 2015 benefit transfer from the extent account, summed into gep_equivalent_factor_cny only)", allowed=METHODS),
+    _c("service", STR, "", "ecosystem service key (e.g. water_conservation; equivalent-factor rows: the Xie 2015 service, e.g. hydrological_regulation); docs/services.md"),
     _c("service_zh", STR, "", "service name in Chinese (e.g. 水源涵养)"),
-    _c("category", STR, "", "provisioning | regulating | cultural", allowed=CATEGORIES),
-    _c("indicator", STR, "", "physical indicator of the service (e.g. sediment, nitrogen, so2); 'all' on a row of a service not accounted"),
-    _c("ecosystem_type", STR, "", "GEP ecosystem type credited (ECOSYSTEM_TYPE); 'all' on a row of a service not accounted"),
-    _c("status", STR, "", "accounted (valued, summed into GEP) | memo (physical quantity for the audit trail, valued through other indicators) | not_applicable | no_method | no_input (not accounted: no quantity, no value, never a zero)", allowed=STATUSES),
-    _c("status_reason", STR, "", "why a service is not accounted (or what a memo row is); empty when accounted"),
-    _c("area_ha", F64, "ha", "area of this ecosystem type credited by the service (lakes: lake area in the county; reservoirs: 0)", nullable=True, **NONNEG),
-    _c("quantity", F64, "see quantity_unit", "physical quantity (功能量) supplied in the year, central estimate", nullable=True, **NONNEG),
+    _c("category", STR, "", "provisioning | regulating | cultural | supporting (equivalent-factor rows only: never part of GEP)", allowed=(*CATEGORIES, "supporting")),
+    _c("indicator", STR, "", "indicator of the service (e.g. sediment, nitrogen, so2, output_value; xie_2015 on equivalent-factor rows); 'all' on a row of a service not accounted"),
+    _c("ecosystem_type", STR, "", "GEP ecosystem type credited (ECOSYSTEM_TYPE); 'all' on a row of a service not accounted, or of a county total without any type of its attribution rule"),
+    _c("status", STR, "", "accounted (valued, summed into its method's GEP) | memo (physical quantity for the audit trail, valued through other indicators) | supporting (equivalent-factor supporting service: valued, not part of GEP) | not_applicable | no_method | no_input (not accounted: no quantity, no value, never a zero)", allowed=STATUSES),
+    _c("status_reason", STR, "", "why a service is not accounted (or what a memo or supporting row is); empty when accounted"),
+    _c("area_ha", F64, "ha", "area of this ecosystem type credited by the service (lakes: lake area in the county; reservoirs and county totals without a type: 0)", nullable=True, **NONNEG),
+    _c("quantity", F64, "see quantity_unit", "physical quantity (功能量) supplied in the year, central estimate; money-valued indicators (quantity_unit CNY): CNY of the accounting year (current prices)", nullable=True, **NONNEG),
     _c("quantity_low", F64, "see quantity_unit", "low end of the quantity's range (coefficients at their low/high ends, interval arithmetic; README 'Ranges')", nullable=True, **NONNEG),
     _c("quantity_high", F64, "see quantity_unit", "high end of the quantity's range", nullable=True, **NONNEG),
     _c("quantity_unit", STR, "", "unit of quantity"),
-    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY", nullable=True, **NONNEG),
-    _c("unit_price_low", F64, "see price_unit", "low end of the price's range, from its own price year, in price_year CNY", nullable=True, **NONNEG),
-    _c("unit_price_high", F64, "see price_unit", "high end of the price's range, in price_year CNY", nullable=True, **NONNEG),
+    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY (money-valued indicators: the price index factor; negative only for an equivalent-factor row with a negative equivalent, paddy water supply)", nullable=True),
+    _c("unit_price_low", F64, "see price_unit", "low end of the price's range, from its own price year, in price_year CNY", nullable=True),
+    _c("unit_price_high", F64, "see price_unit", "high end of the price's range, in price_year CNY", nullable=True),
     _c("price_unit", STR, "", "unit of unit_price", nullable=True),
-    _c("price_year", I32, "a", "price year of unit_price and value_cny"),
-    _c("value_cny", F64, "CNY", "money value (价值量) = quantity x unit_price, in price_year CNY; null unless status = accounted", nullable=True, **NONNEG),
-    _c("value_cny_low", F64, "CNY", "quantity_low x unit_price_low", nullable=True, **NONNEG),
-    _c("value_cny_high", F64, "CNY", "quantity_high x unit_price_high", nullable=True, **NONNEG),
-    _c("method", STR, "", "physical and valuation method, with the run's method switches"),
-    _c("price_key", STR, "", "key of the price in configs/prices.csv", nullable=True),
-    _c("base_unit_price", F64, "see price_unit", "price as recorded in configs/prices.csv", nullable=True, **NONNEG),
-    _c("base_price_year", I32, "a", "year of base_unit_price", nullable=True),
-    _c("cpi_factor", F64, "1", "CPI(price_year) / CPI(base_price_year) from configs/cpi.csv", nullable=True, minimum=0.0),
+    _c("price_year", I32, "a", "price year of unit_price and value_cny: the accounting year (price_basis current) or the constant-price base year"),
+    _c("price_basis", STR, "", "basis of unit_price and value_cny: constant | current (run configuration price_basis)", allowed=("constant", "current")),
+    _c("value_cny", F64, "CNY", "money value (价值量) = quantity x unit_price, in price_year CNY; null unless status = accounted or supporting", nullable=True),
+    _c("value_cny_low", F64, "CNY", "quantity_low x unit_price_low", nullable=True),
+    _c("value_cny_high", F64, "CNY", "quantity_high x unit_price_high", nullable=True),
+    _c("value_current_cny", F64, "CNY", "value at current prices: the accounting year's CNY (prices indexed to the year, market prices of the year, money-valued quantities as reported)", nullable=True),
+    _c("value_constant_cny", F64, "CNY", "value at constant prices of the gep table's constant_price_year (one price vector for every year; money-valued quantities deflated by their sector price index)", nullable=True),
+    _c("method_detail", STR, "", "physical and valuation method, with the run's method switches"),
+    _c("price_key", STR, "", "key of the price in configs/prices.csv, or the price index deflating a money-valued quantity", nullable=True),
+    _c("base_unit_price", F64, "see price_unit", "price as recorded in configs/prices.csv (1 for a money-valued quantity)", nullable=True, **NONNEG),
+    _c("base_price_year", I32, "a", "year of base_unit_price (the accounting year for a money-valued quantity)", nullable=True),
+    _c("price_index", STR, "", "index bringing base_unit_price to price_year: cpi (configs/cpi.csv) or a sector index of configs/price_indices.csv", nullable=True),
+    _c("index_factor", F64, "1", "index(price_year) / index(base_price_year)", nullable=True, minimum=0.0),
     _c("price_source", STR, "", "item, evidence tag and source of the price"),
     _c("parameters", STR, "", "coefficients used for this row: key[type]=value [low-high] unit (tag: source)"),
-    _c("notes", STR, "", "county-level step behind the row (emission and capacity of a min rule, lakes and reservoirs, statistics used)"),
+    _c("notes", STR, "", "county-level step behind the row (emission and capacity of a min rule, lakes and reservoirs, statistics used and their attribution)"),
     _c("default_filled_share", F64, "1", "share of the credited area whose auxiliary inputs were filled by their rule (raster nodata)", nullable=True, **SHARE),
 )
 
+_CAT_ZH = {"provisioning": "物质产品", "regulating": "调节服务", "cultural": "文化服务"}
 GEP = (
     COUNTY_CODE, COUNTY_NAME, YEAR,
-    _c("gep_cny", F64, "CNY", "GEP: sum of value_cny of the accounted service rows, price_year CNY", **NONNEG),
+    _c("indicator_set", STR, "", "indicator set of the run (configs/indicator_sets.toml), or 'custom' (a list of services)"),
+    _c("indicator_set_modified", pa.bool_(), "", "true when the run configuration changed the set (services added or removed, switches changed)"),
+    _c("indicator_set_changes", STR, "", "how the set was changed; empty when it was not"),
+    _c("price_basis", STR, "", "basis of gep_cny and the *_cny category columns: constant | current", allowed=("constant", "current")),
+    _c("price_year", I32, "a", "price year of gep_cny (the accounting year for current prices)"),
+    _c("constant_price_year", I32, "a", "base year of the *_constant_cny columns"),
+    _c("gep_cny", F64, "CNY", "GEP: sum of value_cny of the accounted functional service rows, price_year CNY", **NONNEG),
     _c("gep_cny_low", F64, "CNY", "sum of value_cny_low: GEP with every coefficient and price at the end of its range that lowers it", **NONNEG),
     _c("gep_cny_high", F64, "CNY", "sum of value_cny_high", **NONNEG),
-    _c("provisioning_cny", F64, "CNY", "provisioning services (物质产品) value", **NONNEG),
-    _c("regulating_cny", F64, "CNY", "regulating services (调节服务) value", **NONNEG),
-    _c("cultural_cny", F64, "CNY", "cultural services (文化服务) value", **NONNEG),
+    *(_c(f"{c}_cny", F64, "CNY", f"{c} services ({_CAT_ZH[c]}), price_year CNY", **NONNEG) for c in CATEGORIES),
+    _c("gep_current_cny", F64, "CNY", "GEP at current prices (the accounting year's CNY)", **NONNEG),
+    *(_c(f"{c}_current_cny", F64, "CNY", f"{c} services at current prices", **NONNEG) for c in CATEGORIES),
+    _c("gep_constant_cny", F64, "CNY", "GEP at constant prices of constant_price_year (compare across years with this)", **NONNEG),
+    *(_c(f"{c}_constant_cny", F64, "CNY", f"{c} services at constant prices", **NONNEG) for c in CATEGORIES),
+    _c("gep_equivalent_factor_cny", F64, "CNY", "equivalent-factor GEP (Xie 2015, supporting services excluded), price_year CNY: a different method, never added to gep_cny; null when [equivalent_factor] is off", nullable=True),
     _c("gep_yi_cny", F64, "1e8 CNY", "GEP in 亿元 (1e8 CNY)", **NONNEG),
     _c("area_km2", F64, "km2", "classified ecosystem area of the county (land-cover pixels, excludes sea/nodata)", **NONNEG),
     _c("gep_per_km2_cny", F64, "CNY/km2", "gep_cny / area_km2; null when the county has no classified area", nullable=True, **NONNEG),
@@ -109,10 +125,24 @@ GEP = (
     _c("classified_area_km2", F64, "km2", "part of the polygon covered by classified land-cover pixels", **NONNEG),
     _c("nodata_area_km2", F64, "km2", "part of the polygon inside the raster but nodata/excluded (sea, gaps)", **NONNEG),
     _c("outside_raster_area_km2", F64, "km2", "part of the polygon outside the land-cover raster", **NONNEG),
-    _c("price_year", I32, "a", "price year of all values"),
+    _c("gdp_cny", F64, "CNY", "GDP of the county and year (statistics gdp_1e8_cny, current prices); null when not given", nullable=True, **NONNEG),
+    _c("gdp_source", STR, "", "source of gdp_cny", nullable=True),
+    _c("population", F64, "persons", "resident population (statistics population_1e4); null when not given", nullable=True, **NONNEG),
+    _c("population_source", STR, "", "source of population", nullable=True),
+    _c("gep_per_capita_cny", F64, "CNY/person", "gep_current_cny / population", nullable=True, **NONNEG),
+    _c("ggi", F64, "1", "GGI 绿金指数 = gep_current_cny / gdp_cny (methodology §1.1; both current prices)", nullable=True, **NONNEG),
+    _c("conversion_ratio", F64, "1", "GEP-to-GDP conversion ratio [E]: the market-realised part of GEP (provisioning + cultural, sold as products, tourism and housing) / GEP, current prices", nullable=True, **SHARE),
+    _c("growth_base_year", I32, "a", "the county's latest earlier year published in the output directory, that the growth columns compare with; null without one", nullable=True),
+    _c("gdp_growth_pct", F64, "%", "GDP growth since growth_base_year, current prices (nominal)", nullable=True),
+    _c("gep_growth_current_pct", F64, "%", "GEP growth since growth_base_year at current prices (nominal, comparable with gdp_growth_pct)", nullable=True),
+    _c("gep_growth_constant_pct", F64, "%", "GEP growth since growth_base_year at constant prices (the ecological change, price effects removed)", nullable=True),
+    _c("conversion_ratio_change_pp", F64, "percentage points", "change of conversion_ratio since growth_base_year", nullable=True),
+    _c("growth_note", STR, "", "why a growth column is null (no earlier year; a different indicator set or constant price year; no GDP)"),
     _c("services", STR, "", "comma-separated services with a value in the county, summed into GEP"),
-    _c("n_services", I32, "1", "number of services summed into GEP", **NONNEG),
-    _c("plausibility_flag", STR, "", "'ok', 'below range (rule)' or 'above range (rule)' for the 0.1-1.5e8 CNY/km2 of methodology §11.2, or 'not checked: why' (the rule applies to a complete indicator set only)"),
+    _c("n_services", I32, "1", "number of services accounted (summed into GEP)", **NONNEG),
+    _c("n_services_not_accounted", I32, "1", "number of enabled services not accounted in the county (a status row each in services)", **NONNEG),
+    _c("plausibility_flag", STR, "", "'ok', 'below range' or 'above range' of plausibility_rule, or 'not checked: why' (the rule applies to a complete indicator set only)"),
+    _c("plausibility_rule", STR, "", "the rule behind plausibility_flag"),
     _c("landcover_coverage_share", F64, "1", "share of the county polygon inside the land-cover raster", **SHARE),
     _c("aux_coverage_share", F64, "1", "smallest share of the county polygon with valid data among the auxiliary rasters used (1 when none is used)", **SHARE),
     _c("default_filled_share", F64, "1", "largest share, over services, of a service's credited area whose auxiliary inputs were filled by their rule (raster nodata)", **SHARE),
@@ -156,8 +186,8 @@ RUNS = (
     _c("config", STR, "", "the full run configuration as validated, paths resolved (JSON)"),
     _c("inputs_sha256", STR, "", "SHA-256 of every input file and reference table (JSON: name -> hash)", nullable=True),
     _c("input_key", STR, "", "SHA-256 over code version, configuration (minus where and how it runs), year and input hashes: equal keys give identical data", nullable=True),
-    _c("indicator_set", STR, "", "services accounted, in order (JSON list)"),
-    _c("method_choices", STR, "", "land-cover scheme, area model, price year, service options and checks (JSON)"),
+    _c("indicator_set", STR, "", "indicator set, how the run changes it, and the services accounted in order (JSON)"),
+    _c("method_choices", STR, "", "land-cover scheme, area model, price basis and years, indicator set, service options and checks (JSON)"),
     _c("rows", STR, "", "rows written per dataset (JSON)", nullable=True),
     _c("partitions_written", I32, "1", "partition files published by the run", **NONNEG),
     _c("timings_s", STR, "", "seconds per step: validate, account, write, publish (JSON)"),
@@ -172,7 +202,7 @@ DATA_DATASETS = ("extent", "services", "gep", "carbon_stock")  # partitioned by 
 PARTITION_COLUMNS = ("year", "county_code")
 KEYS: dict[str, tuple[str, ...]] = {
     "extent": ("county_code", "year", "lc_code", "ecosystem_type"),
-    "services": ("county_code", "year", "service", "indicator", "ecosystem_type"),
+    "services": ("county_code", "year", "method", "service", "indicator", "ecosystem_type"),
     "gep": ("county_code", "year"),
     "carbon_stock": ("county_code", "year", "lc_code"),
     "runs": ("run_id",),
@@ -180,12 +210,15 @@ KEYS: dict[str, tuple[str, ...]] = {
 DESCRIPTIONS = {
     "extent": "Ecosystem extent account: one row per county, year, land-cover class and ecosystem type.",
     "services": "Ecosystem services: physical quantity (功能量) and money value (价值量) per county, year, "
-                "service, indicator and ecosystem type, with low/high ranges, each row with its price, CPI factor, "
-                "coefficients and sources; a service not accounted in a county is a row with its status and no value.",
+                "method, service, indicator and ecosystem type, with low/high ranges, in the run's price basis and "
+                "in current and constant prices, each row with its price, price index factor, coefficients and "
+                "sources; a service not accounted in a county is a row with its status and no value. The "
+                "equivalent-factor rows (method equivalent_factor) value the extent account by Xie 2015.",
     "carbon_stock": "Carbon stock account (ecosystem asset): carbon pools x area per county, year and land-cover "
                     "code, as InVEST Carbon, and its change since the baseline year.",
-    "gep": "GEP per county and year: the sum of the services' values, areas, and the county's quality "
-           "and plausibility flags.",
+    "gep": "GEP per county and year: the sum of the services' values by category, in the run's basis and in "
+           "current and constant prices, the equivalent-factor GEP beside it, GDP, population, GGI, GEP per "
+           "capita, growth since the previous published year, and the county's quality and plausibility flags.",
     "runs": "The run record: one row (file) per run, successful or not, outside the data globs.",
 }
 
@@ -243,19 +276,26 @@ def check(table: pa.Table, dataset: str) -> None:
 
 
 VALUED = ("area_ha", "quantity", "quantity_low", "quantity_high", "unit_price", "unit_price_low", "unit_price_high",
-          "value_cny", "value_cny_low", "value_cny_high", "base_unit_price", "base_price_year", "cpi_factor",
-          "price_key", "price_unit", "default_filled_share")
+          "value_cny", "value_cny_low", "value_cny_high", "value_current_cny", "value_constant_cny", "base_unit_price",
+          "base_price_year", "price_index", "index_factor", "price_key", "price_unit", "default_filled_share")
 
 
 def _row_rules(table: pa.Table, dataset: str) -> list[str]:
-    """Rules across columns: an accounted services row has every number (finite, low <= central <=
-    high); a row not accounted has no quantity and no value (never a zero)."""
+    """Rules across columns: an accounted (or supporting) services row has every number (finite,
+    low <= central <= high); a row not accounted has no quantity and no value (never a zero); only
+    an equivalent-factor row may have a negative value."""
     if dataset != "services" or not len(table):
         return []
     problems = []
     status = table["status"]
-    accounted = pc.equal(status, "accounted")
-    not_accounted = pc.invert(pc.is_in(status, pa.array(["accounted", "memo"])))
+    accounted = pc.is_in(status, pa.array(["accounted", "supporting"]))
+    not_accounted = pc.invert(pc.is_in(status, pa.array(["accounted", "memo", "supporting"])))
+    functional = pc.equal(table["method"], "functional")
+    for name in ("unit_price", "value_cny", "value_current_cny", "value_constant_cny"):
+        negative = pc.sum(pc.and_(functional, pc.less(table[name], 0))).as_py() or 0
+        if negative:
+            problems.append(f"{name}: negative on {negative} functional row(s) (only an equivalent-factor "
+                            "equivalent may be negative)")
     for name in VALUED:
         nulls = pc.sum(pc.and_(accounted, pc.is_null(table[name]))).as_py() or 0
         if nulls:

@@ -142,7 +142,8 @@ def test_unknown_configuration_key_is_rejected_by_name(world, capsys):
 
 
 @pytest.mark.parametrize("option, needle", [
-    ('price_year = 2031', "price year 2031 is outside the CPI table"),
+    ('constant_price_year = 2031', "constant price year 2031 is outside the CPI table"),
+    ('price_year = 2020', "[price_year]: replaced: every run now writes current and constant prices"),
     ('area_model = "flat"', "[area_model]"),
 ])
 def test_impossible_parameters(world, capsys, option, needle):
@@ -186,7 +187,9 @@ def test_options_for_unknown_service_and_bad_option(world, capsys):
     (lambda r: (r / "counties.gpkg").write_bytes(b"\x00garbage"), ["counties.gpkg [(file)]", "cannot read as a vector"]),
     (lambda r: (r / "stats.csv").unlink(), ["stats.csv [statistics.path]: file not found"]),
     (lambda r: (r / "stats.csv").write_text("county_code,year,source\n000001,2020,x\n"),
-     ["stats.csv [hot_day_share, paddy_share, water_surface_evaporation_mm]", "missing"]),
+     ["stats.csv [hot_day_share]: column missing, needed by climate_regulation",
+      "stats.csv [paddy_share]: column missing, needed by landcover_scheme clcd",
+      "fix: add the column water_surface_evaporation_mm (open-water evaporation [mm/a])"]),
 ])
 def test_missing_or_broken_vector_and_table_inputs(world, capsys, previous_output, damage, needles):
     config = world.write()
@@ -382,8 +385,8 @@ def test_broken_reference_tables_are_named_by_the_path_the_user_gave(world, caps
 
 def test_a_price_year_before_the_cpi_table_is_reported_once_on_the_configuration(world, capsys, previous_output):
     config = world.write()
-    config.write_text(config.read_text().replace("price_year = 2020", "price_year = 1999"))
-    err = _cli_fails(world, capsys, previous_output, "run.toml [price_year]: price year 1999 is outside the CPI table",
+    config.write_text(config.read_text().replace("constant_price_year = 2020", "constant_price_year = 1999"))
+    err = _cli_fails(world, capsys, previous_output, "run.toml [constant_price_year]: constant price year 1999 is outside the CPI table",
                      config=config)
     assert err.count("1999") == 2 and "1 input problem" in err
 

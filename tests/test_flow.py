@@ -32,11 +32,15 @@ def test_annual_flow_writes_all_counties(annual_run):
     assert len(files) == 12 * len(vocabulary.DATA_DATASETS)
     gep = io.read_dataset(out, "gep")
     assert set(gep.county_code) == COUNTIES and set(gep.year) == {2020}
-    # Anji, the forest county, has the highest GEP per km²; regulating services are all of GEP here.
+    # Anji, the forest county, has the highest GEP per km²; the three categories add up to GEP.
     assert gep.set_index("county_code").gep_per_km2_cny.idxmax() == "330523"
-    assert (gep.regulating_cny == gep.gep_cny).all()
+    parts = gep.provisioning_cny + gep.regulating_cny + gep.cultural_cny
+    assert ((parts - gep.gep_cny).abs() <= 1e-9 * gep.gep_cny).all() and (gep.provisioning_cny > 0).all()
+    assert (gep.cultural_cny > 0).all() and (gep.indicator_set == "zj_db33_2025").all()
+    assert (gep.plausibility_flag == "ok").all()  # a complete set: the §11.2 check ran
     services = io.read_dataset(out, "services")
-    share = services.groupby("service").value_cny.sum() / services.value_cny.sum()
+    functional = services[services.method == "functional"]
+    share = functional.groupby("service").value_cny.sum() / functional.value_cny.sum()
     assert share.idxmax() == "climate_regulation"  # methodology §0.4: the largest item in humid Zhejiang
 
 

@@ -141,7 +141,12 @@ def test_a_table_breaking_its_schema_is_refused_before_writing():
                 cultural_cny=0.0, gep_yi_cny=1e-8, area_km2=1.0, gep_per_km2_cny=None, polygon_area_km2=1.0,
                 classified_area_km2=1.0, nodata_area_km2=0.0, outside_raster_area_km2=0.0, price_year=2020,
                 services="x", n_services=1, plausibility_flag="ok", landcover_coverage_share=1.0,
-                aux_coverage_share=1.0, default_filled_share=0.0, services_not_accounted="", quality_flag="ok")
+                aux_coverage_share=1.0, default_filled_share=0.0, services_not_accounted="", quality_flag="ok",
+                indicator_set="custom", indicator_set_modified=False, indicator_set_changes="", price_basis="constant",
+                constant_price_year=2020, gep_current_cny=1.0, provisioning_current_cny=0.0, regulating_current_cny=1.0,
+                cultural_current_cny=0.0, gep_constant_cny=1.0, provisioning_constant_cny=0.0,
+                regulating_constant_cny=1.0, cultural_constant_cny=0.0, growth_note="", n_services_not_accounted=0,
+                plausibility_rule="r")
     rows.update({k: [v] for k, v in good.items()})
     check(pa.Table.from_pydict(rows, schema=schema("gep")), "gep")  # null GEP per km² is allowed
     bad = dict(rows, gep_cny=[float("nan")], area_km2=[-1.0], default_filled_share=[1.5])

@@ -184,7 +184,7 @@ def test_k_is_derived_from_soil_texture_by_epic(world):
     c = 0.6508 - 0.3436 * math.log10(COVER * 100)
     assert a.loc[("soil_retained", "forest"), "quantity"] == pytest.approx(
         R_FACTOR * k * LS * (1 - c) * FOREST_A / 1e4, rel=1e-6)
-    assert "K by EPIC + Zhang correction" in a.loc[("sediment", "forest"), "method"]
+    assert "K by EPIC + Zhang correction" in a.loc[("sediment", "forest"), "method_detail"]
 
 
 def test_soil_rasters_on_different_grids_are_refused(world):
@@ -321,21 +321,21 @@ def test_climate_water_term_by_hand_and_paddy_as_wetland(world, tmp_path):
     a = rows(run(other, '\n[services.climate_regulation]\npaddy = "as_wetland"\n')["000001"], "climate_regulation")
     paddy = a.loc[("electricity_saved", "cropland_paddy")]
     assert paddy.quantity == pytest.approx(ET_MM * 0.50 * HOT * PADDY * CROP_A * 2450 / 3600 / 3, rel=1e-6)
-    assert "paddy credited as wetland" in paddy.method
+    assert "paddy credited as wetland" in paddy.method_detail
 
 
 def test_carbon_price_rule_by_year(world):
     from gep.config import load_reference_data
     from gep.services.carbon_sequestration import carbon_price_key
-    from gep.valuation import index_price
+    from gep.valuation import priced
     assert carbon_price_key("ets_from_2021", "carbon_afforestation", 2020) == "carbon_afforestation"
     assert carbon_price_key("ets_from_2021", "carbon_afforestation", 2022) == "carbon_ets_2022"
     assert carbon_price_key("fixed", "carbon_afforestation", 2022) == "carbon_afforestation"
     ref = load_reference_data(load_run_config(world.write()))
     # current prices: the market price of the year itself, not deflated
-    assert index_price(ref, "carbon_ets_2022", 2022, "t CO2").unit_price == 57.5
+    assert priced(ref, "carbon_ets_2022", 2022, "t CO2").unit_price == 57.5
     # constant 2020 prices: CPI converts it
-    assert index_price(ref, "carbon_ets_2022", 2020, "t CO2").unit_price == pytest.approx(57.5 * cpi(2022, 2020))
+    assert priced(ref, "carbon_ets_2022", 2020, "t CO2").unit_price == pytest.approx(57.5 * cpi(2022, 2020))
     with pytest.raises(Exception, match="carbon_ets_2030"):
         ref.price("carbon_ets_2030")
 
@@ -361,7 +361,7 @@ def test_services_not_accounted_are_rows_with_a_reason(world):
         valued = a.services[a.services.status == "accounted"]
         assert g.gep_cny == pytest.approx(valued.value_cny.sum())
         assert g.gep_cny_low <= g.gep_cny <= g.gep_cny_high
-    assert acc["000001"].gep.iloc[0].plausibility_flag.startswith("not checked: partial indicator set")
+    assert acc["000001"].gep.iloc[0].plausibility_flag == "not checked: not a complete indicator set (custom service list)"
 
 
 def test_coastal_county_without_a_method_says_so(world):
@@ -593,8 +593,8 @@ def test_every_row_carries_what_an_auditor_needs(world):
     accounted = a.services[a.services.status == "accounted"]
     assert len(accounted) > 20
     for r in accounted.itertuples():
-        assert r.price_key and r.base_price_year and r.price_source and r.method
-        assert r.unit_price == pytest.approx(r.base_unit_price * r.cpi_factor)
+        assert r.price_key and r.base_price_year and r.price_source and r.method_detail
+        assert r.unit_price == pytest.approx(r.base_unit_price * r.index_factor)
         assert r.value_cny == pytest.approx(r.quantity * r.unit_price)
         assert r.quantity_low <= r.quantity <= r.quantity_high and r.value_cny_low <= r.value_cny <= r.value_cny_high
     sediment = a.services.set_index(["service", "indicator", "ecosystem_type"]).loc[("soil_retention", "sediment", "forest")]

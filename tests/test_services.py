@@ -8,7 +8,7 @@ from gep.services import REGISTRY
 from gep.services.carbon_sequestration import co2_nep_route_t, co2_photosynthesis_route_t
 from gep.services.climate_regulation import evaporative_cooling_kwh, humidifier_kwh
 from gep.services.water_conservation import water_conservation_m3
-from gep.valuation import index_price, value_cny
+from gep.valuation import priced
 
 from test_area import SPHERE_ROWS_M2
 from tiny_world import ET_MM, HOT, NPP_KGC, PRECIP_MM, WATER_EVAP
@@ -28,10 +28,10 @@ def test_worked_example_water_conservation(world):
     q = water_conservation_m3(np.array([1400.0]), 0.0465, np.array([800.0]), np.array([HA_100KM2]))[0]
     assert q == pytest.approx(53.49e6, rel=1e-4)
     # × 6.1107 CNY/m³ (2005) × CPI 2005→2020 (1.4798; the example rounds to 1.48) ≈ 483.8e6 CNY.
-    price = index_price(_ref(world), "reservoir_storage", 2020, "m3")
-    assert price.cpi_factor == pytest.approx(1.48, abs=0.001)
+    price = priced(_ref(world), "reservoir_storage", 2020, "m3")
+    assert price.index_factor == pytest.approx(1.48, abs=0.001)
     assert price.unit_price == pytest.approx(9.044, abs=0.002)
-    assert value_cny(q, price) == pytest.approx(483.8e6, rel=1e-3)
+    assert price.value(q) == pytest.approx(483.8e6, rel=1e-3)
 
 
 def test_worked_example_carbon_both_routes():
@@ -61,8 +61,8 @@ def test_humidifier_term():
 # ---------------------------------------------------------------- S-Garze regression (methodology §14.5)
 def test_cpi_reproduces_s_garze_reservoir_price(world):
     # LY/T 1721's 6.1107 CNY/m³ (2005) × CPI 2005→2010 (1.1555) = 7.06 CNY/m³ used by S-Garze for 2010.
-    price = index_price(_ref(world), "reservoir_storage", 2010, "m3")
-    assert price.cpi_factor == pytest.approx(1.1555, abs=1e-4)
+    price = priced(_ref(world), "reservoir_storage", 2010, "m3")
+    assert price.index_factor == pytest.approx(1.1555, abs=1e-4)
     assert price.unit_price == pytest.approx(7.06, abs=0.005)
 
 
@@ -73,15 +73,15 @@ def test_cpi_reproduces_s_garze_reservoir_price(world):
     ("carbon_afforestation", "t CO2", 0.31e8, 117.8e8),  # 0.31 亿 t × 380 = 117.8 亿 (paper 117.35, unrounded)
 ])
 def test_s_garze_2010_values(world, key, unit, quantity, expected):
-    price = index_price(_ref(world), key, 2010, unit)
-    assert price.cpi_factor == 1.0 or key == "reservoir_storage"  # LY/T's 2005 price x CPI 1.1555
-    assert value_cny(quantity, price) == pytest.approx(expected, rel=1e-3)
+    price = priced(_ref(world), key, 2010, unit)
+    assert price.index_factor == 1.0 or key == "reservoir_storage"  # LY/T's 2005 price x CPI 1.1555
+    assert price.value(quantity) == pytest.approx(expected, rel=1e-3)
 
 
 def test_price_unit_must_match_quantity_unit(world):
     from gep.errors import InputValidationError
     with pytest.raises(InputValidationError, match="does not price a quantity in 'kWh'"):
-        index_price(_ref(world), "reservoir_storage", 2020, "kWh")
+        priced(_ref(world), "reservoir_storage", 2020, "kWh")
 
 
 # ---------------------------------------------------------------- services on the tiny world
@@ -146,7 +146,7 @@ def test_gep_is_the_sum_of_service_values(world):
 def test_every_row_is_traceable(tiny_services):
     row = tiny_services["000001"].loc[("water_conservation", "forest")]
     assert row.price_key == "reservoir_storage" and row.base_unit_price == 6.1107 and row.base_price_year == 2005
-    assert row.unit_price == pytest.approx(row.base_unit_price * row.cpi_factor)
+    assert row.unit_price == pytest.approx(row.base_unit_price * row.index_factor)
     assert "runoff_coefficient[forest]=0.0465 [0.0352-0.0465] 1 (V: S-Gong" in row.parameters
     assert row.price_source.startswith("reservoir construction cost per m3 of storage (water conservation; flood "
                                        "regulation); L: LY/T 1721-2008")
@@ -194,36 +194,49 @@ def test_services_register_themselves():
         assert svc.category in {"provisioning", "regulating", "cultural"}
 
 
-def test_accounting_year_prices_index_to_each_year(world):
+def test_current_and_constant_prices_across_2015_and_2020(world):
     import shutil
     config = world.write()
     for name in ("lc", "precip", "et", "npp"):
         shutil.copy(world.root / f"{name}_2020.tif", world.root / f"{name}_2015.tif")
     stats = world.root / "stats.csv"
     stats.write_text(stats.read_text() + stats.read_text().split("\n", 1)[1].replace(",2020,", ",2015,"))
-    text = config.read_text().replace("price_year = 2020", 'price_year = "accounting_year"')
+    text = config.read_text().replace('price_basis = "constant"', 'price_basis = "current"')
     config.write_text(text.replace('2020 = "lc_2020.tif"', '2015 = "lc_2015.tif"\n2020 = "lc_2020.tif"'))
     cfg = load_run_config(config)
-    prices = {}
+    rows, geps = {}, {}
     for year in (2015, 2020):
         prep = pipeline.prepare(cfg, year)
         try:
-            s = pipeline.account(prep)[0].services.set_index(["service", "ecosystem_type"])
+            acc = pipeline.account(prep)[0]
         finally:
             prep.close()
-        prices[year] = s.loc[("water_conservation", "forest")]
+        rows[year] = acc.services.set_index(["service", "ecosystem_type"]).loc[("water_conservation", "forest")]
+        geps[year] = acc.gep.iloc[0]
     # 6.1107 CNY/m³ (2005) x the NBS annual CPI changes of 2006-2015 (and on to 2020), methodology §8.3.
     cpi_2005_2015 = 1.015 * 1.048 * 1.059 * 0.993 * 1.033 * 1.054 * 1.026 * 1.026 * 1.020 * 1.014
     cpi_2005_2020 = cpi_2005_2015 * 1.020 * 1.016 * 1.021 * 1.029 * 1.025
     assert cpi_2005_2020 == pytest.approx(1.48, abs=0.001)
-    assert prices[2015].price_year == 2015 and prices[2015].unit_price == pytest.approx(6.1107 * cpi_2005_2015, rel=1e-9)
-    assert prices[2020].price_year == 2020 and prices[2020].unit_price == pytest.approx(6.1107 * cpi_2005_2020, rel=1e-9)
-    assert prices[2015].quantity == pytest.approx(prices[2020].quantity)  # same land and climate
+    r15, r20 = rows[2015], rows[2020]
+    assert r15.price_basis == "current" and r15.price_year == 2015 and r20.price_year == 2020
+    assert r15.unit_price == pytest.approx(6.1107 * cpi_2005_2015, rel=1e-9)
+    assert r20.unit_price == pytest.approx(6.1107 * cpi_2005_2020, rel=1e-9)
+    assert r15.quantity == pytest.approx(r20.quantity)  # same land and climate
+    # current prices: each year its own; constant 2020 prices: one price vector, equal values
+    assert r15.value_current_cny == pytest.approx(r15.quantity * 6.1107 * cpi_2005_2015, rel=1e-9)
+    assert r15.value_constant_cny == pytest.approx(r20.value_constant_cny, rel=1e-12)
+    assert r20.value_current_cny == pytest.approx(r20.value_constant_cny, rel=1e-12)
+    assert r15.value_cny == r15.value_current_cny  # the run's basis
+    # carbon: current prices use 2015's rule (afforestation cost), constant the base year's
+    g15, g20 = geps[2015], geps[2020]
+    assert g15.gep_constant_cny == pytest.approx(g20.gep_constant_cny, rel=1e-9)
+    assert g15.gep_current_cny / g20.gep_current_cny == pytest.approx(cpi_2005_2015 / cpi_2005_2020, rel=1e-9)
+    assert g15.gep_cny == g15.gep_current_cny and g15.constant_price_year == 2020
 
 
 def test_constant_prices_of_another_year(world):
     config = world.write()
-    config.write_text(config.read_text().replace("price_year = 2020", "price_year = 2010"))
+    config.write_text(config.read_text().replace("constant_price_year = 2020", "constant_price_year = 2010"))
     cfg = load_run_config(config)
     prep = pipeline.prepare(cfg, 2020)
     try:
@@ -245,5 +258,5 @@ def test_photosynthesis_route_option(world):
         prep.close()
     row = s.loc[("carbon_sequestration", "forest")]
     assert row.quantity == pytest.approx(1.63 * NPP_KGC / 0.45 * 2 * (R0 + R1) / 1000, rel=1e-6)
-    assert row.method.startswith("photosynthesis route")
+    assert row.method == "functional" and row.method_detail.startswith("photosynthesis route")
     assert "co2_per_dry_matter=1.63" in row.parameters

@@ -93,6 +93,7 @@ class TinyWorld:
         self.boundary_crs = "EPSG:4326"
         self.code_field = "code"
         self.extra_config = ""
+        self.equivalent_factor = False  # also write the equivalent-factor rows (off: the functional rows alone)
         self.aux_bounds = (119.98, 30.94, 120.08, 31.02)  # covers both counties
         self.statistics_rows: list[str] | None = None
         self.et_resampling = "bilinear"
@@ -170,7 +171,9 @@ k_factor = "raster"
         path.write_text(f"""
 output_dir = "out"
 landcover_scheme = "{self.scheme}"
-price_year = 2020
+constant_price_year = 2020
+price_basis = "constant"
+equivalent_factor = {str(self.equivalent_factor).lower()}
 area_model = "sphere"
 {self.extra_config}
 [boundaries]

@@ -10,7 +10,7 @@ from gep.services.base import Service
 def _discover() -> dict[str, Service]:
     found: dict[str, Service] = {}
     for info in pkgutil.iter_modules(__path__):
-        if info.name in ("base", "inputs", "purification"):
+        if info.name in ("attributed", "base", "inputs", "purification"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         single = getattr(module, "SERVICE", None)

@@ -3,10 +3,11 @@
 A service module defines plain science functions (arrays in, quantities out, units in the docstring)
 and one :class:`Service` subclass instance named ``SERVICE`` that declares:
 
-- ``key``, ``name_zh``, ``category`` (provisioning | regulating | cultural), ``standards`` (the
-  documents whose catalogues include it, methodology §1.3);
+- ``key``, ``name_zh``, ``category`` (provisioning | regulating | cultural); which standards list
+  it is data, in configs/indicator_sets.toml;
 - its inputs: ``aux_inputs`` (rasters, with unit, plausible range and fill rule; some derived from
-  others, e.g. the LS factor from a DEM), ``statistics_fields`` (county statistics),
+  others, e.g. the LS factor from a DEM), ``statistics_needed`` (county statistics; ``optional_statistics``
+  are used where given, e.g. housing data),
   ``vector_inputs`` (lakes, reservoirs) and ``table_inputs`` (emissions by pollutant and year);
 - ``Options``: a pydantic model of its options in the run configuration (unknown keys rejected);
 - ``indicators``: its physical indicators, each with a unit and the price that values it
@@ -41,8 +42,6 @@ Category = Literal["provisioning", "regulating", "cultural"]
 FillRule = Literal["class_default", "county_mean", "nearest"]
 NEAREST = ".nearest"  # suffix of the nearest-valid copy of an input (a cached derived layer)
 Triple = np.ndarray  # shape (3,): central, low, high
-
-STANDARDS_ALL = ("rcees_case", "national_2020", "ndrc_2022", "zj_db33_2025")
 
 
 class NoOptions(BaseModel):
@@ -100,14 +99,21 @@ class TableInput:
 
 @dataclass(frozen=True)
 class Indicator:
-    """A physical indicator of a service: its unit and the price that values it (None: a memo
-    row, reported for the audit trail but not valued, e.g. soil retained, valued through its
-    sediment and nutrients)."""
+    """An indicator of a service: its unit and what values it. A physical quantity has the prices.csv
+    price that values it (None, with no deflator: a memo row, reported for the audit trail but not
+    valued, e.g. soil retained, valued through its sediment and nutrients). A money-valued
+    quantity (unit CNY of the accounting year: an output value, tourism revenue) has instead the
+    price index (``deflator``) that brings it to the price year."""
 
     key: str
     unit: str
     price_key: str | None
     description: str = ""
+    deflator: str | None = None
+
+    @property
+    def valued(self) -> bool:
+        return self.price_key is not None or self.deflator is not None
 
 
 @dataclass
@@ -174,9 +180,9 @@ class Service(ABC):
     key: ClassVar[str]
     name_zh: ClassVar[str]
     category: ClassVar[Category]
-    standards: ClassVar[tuple[str, ...]] = STANDARDS_ALL
     aux_inputs: ClassVar[tuple[AuxInput, ...]] = ()
     statistics_fields: ClassVar[tuple[str, ...]] = ()
+    optional_statistics: ClassVar[tuple[str, ...]] = ()  # read where given (an empty value: not given)
     vector_inputs: ClassVar[tuple[VectorInput, ...]] = ()
     table_inputs: ClassVar[tuple[TableInput, ...]] = ()
     Options: ClassVar[type[BaseModel]] = NoOptions
@@ -192,9 +198,14 @@ class Service(ABC):
     def credited_types(self, ref: ReferenceData, options: BaseModel) -> tuple[str, ...]:
         return ()
 
-    def price_key(self, indicator: Indicator, ctx: ServiceContext) -> str | None:
-        """The price valuing an indicator in this county and year (a rule may depend on the year)."""
+    def price_key(self, indicator: Indicator, ctx: ServiceContext, price_year: int) -> str | None:
+        """The price valuing an indicator at a price year (a rule may depend on it: the carbon
+        market opened in 2021)."""
         return indicator.price_key
+
+    def statistics_needed(self, options: BaseModel) -> tuple[str, ...]:
+        """The county-statistics fields these options need (default: all declared)."""
+        return self.statistics_fields
 
     def inputs_needed(self, options: BaseModel) -> tuple[AuxInput, ...]:
         """The auxiliary rasters these options need (default: all declared)."""
@@ -259,6 +270,12 @@ def aux_values(block: ServiceBlock, ctx: ServiceContext, aux: AuxInput, ecosyste
                        f"    fix: use a raster with valid data over the county, or declare a class default "
                        f"for {aux.name}")
     return np.where(missing[None, :], fill, values[None, :]), missing
+
+
+def credited_area_ha(service: Service, block: ServiceBlock, ctx: ServiceContext) -> dict[str, tuple[dict[str, Triple], float]]:
+    """The block's area of each credited type [ha], as the pixel quantity ``area_ha`` (a service
+    whose quantity is a county figure shared by area, or an area itself)."""
+    return {t: ({"area_ha": np.full(3, float(area.sum()) / 1e4)}, 0.0) for t, area in service.credited_in(block, ctx)}
 
 
 def sum3(per_pixel: np.ndarray) -> Triple:

@@ -7,10 +7,11 @@ Two routes, chosen by ``[services.carbon_sequestration] method``:
 
 Price, ``price_rule`` (methodology §0.5 item 8):
 
-- ``ets_from_2021`` (default): the national ETS price of the accounting year (``carbon_ets_YYYY``
-  in prices.csv) from 2021, when the market opened; the afforestation cost (``carbon_afforestation``)
-  for earlier years. A market price is the year's own nominal price in current-price accounts;
-  CPI serves only to bring it to a constant price year.
+- ``ets_from_2021`` (default): the national ETS price of the price year (``carbon_ets_YYYY`` in
+  prices.csv) from 2021, when the market opened; the afforestation cost (``carbon_afforestation``)
+  for earlier years. Current prices take the accounting year's own nominal market price; constant
+  prices take the base year's (one price vector for every year), and CPI only brings a base-year
+  price quoted in another year to the base year.
 - ``fixed``: the price ``price`` (default ``carbon_afforestation``) for every year.
 
 Credited ecosystem types: those with a ``nep_npp_ratio`` > 0 (cropland is harvested: 0).
@@ -63,7 +64,8 @@ def co2_photosynthesis_route_t(npp_kgc_m2: np.ndarray, carbon_fraction, co2_per_
 
 
 def carbon_price_key(rule: str, fixed: str, year: int) -> str:
-    """The prices.csv key of the carbon price for an accounting year under a price rule."""
+    """The prices.csv key of the carbon price for a price year under a price rule (current prices:
+    the accounting year's market; constant prices: the base year's, one price vector)."""
     if rule == "fixed":
         return fixed
     return f"carbon_ets_{year}" if year >= ETS_OPENED else "carbon_afforestation"
@@ -100,8 +102,8 @@ class CarbonSequestration(Service):
     def indicators(self, options):
         return (Indicator("co2", "t CO2", options.price, "CO2 sequestered"),)
 
-    def price_key(self, indicator, ctx):
-        return carbon_price_key(ctx.options.price_rule, ctx.options.price, ctx.year)
+    def price_key(self, indicator, ctx, price_year):
+        return carbon_price_key(ctx.options.price_rule, ctx.options.price, price_year)
 
     def method(self, options):
         route = ("NEP route: 44/12 x NEP/NPP x NPP" if options.method == "nep"

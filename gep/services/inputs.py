@@ -62,4 +62,22 @@ STATISTICS_FIELDS: dict[str, tuple[float, float, str]] = {
     "natural_forest_share": (0.0, 1.0, "natural / all forest area (pest control)"),
     "natural_grassland_share": (0.0, 1.0, "natural / all grassland area (pest control)"),
     "coastal": (0.0, 1.0, "1 for a county on the sea coast, else 0 (coastal protection)"),
+    **{f"{stem}_{basis}_1e4_cny": (0.0, 1e8, f"{what} of {stem} [1e4 CNY, current prices]")
+       for stem in ("agriculture", "forestry", "livestock", "fishery")
+       for basis, what in (("output", "gross output value (总产值)"), ("net_output", "net output value (净产值)"))},
+    **{f"water_use_{use}_1e4_m3": (0.0, 1e6, f"{use} water use [1e4 m3/a] (water resources bulletin)")
+       for use in ("domestic", "industrial", "agricultural")},
+    "water_local_share": (0.0, 1.0, "share of the water use abstracted from the county's own ecosystems"),
+    "hydropower_1e4_kwh": (0.0, 1e8, "hydropower generation, pumped storage included [1e4 kWh/a]"),
+    "pumped_storage_1e4_kwh": (0.0, 1e8, "pumped-storage generation [1e4 kWh/a] (subtracted: not an ecosystem product)"),
+    "tourist_visits_1e4": (0.0, 1e6, "tourist visits [1e4 person-visits/a]"),
+    "tourism_revenue_1e8_cny": (0.0, 1e5, "total tourism revenue [1e8 CNY, current prices]"),
+    "tourism_eco_share": (0.0, 1.0, "nature-based share of tourism (methodology §5.1, default 0.5 [E])"),
+    "visit_days": (0.0, 30.0, "travel and visit time per visit [d] (travel-cost method)"),
+    "average_wage_cny": (0.0, 1e6, "average annual wage [CNY/a, current prices] (travel-cost method)"),
+    "landscape_floor_area_1e4_m2": (0.0, 1e6, "floor area of dwellings with ecological views [1e4 m2]"),
+    "landscape_premium_cny_m2": (0.0, 1e4, "annual price premium of those dwellings [CNY/m2/a, current prices]"),
+    "gdp_1e8_cny": (0.0, 1e6, "gross domestic product [1e8 CNY, current prices] (the summary's GGI)"),
+    "population_1e4": (0.0, 1e5, "resident population [1e4 persons] (the summary's GEP per capita)"),
 }
+SUMMARY_STATISTICS = ("gdp_1e8_cny", "population_1e4")  # read where given, for the gep summary

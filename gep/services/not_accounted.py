@@ -22,7 +22,6 @@ class _Reported(Service):
 class CoastalProtection(_Reported):
     key = "coastal_protection"
     name_zh = "海岸带防护"
-    standards = ("national_2020", "ndrc_2022", "zj_db33_2025")
     statistics_fields = ("coastal",)
 
     def status(self, ctx):
@@ -40,7 +39,6 @@ class SandFixationOptions(BaseModel):
 class WindbreakSandFixation(_Reported):
     key = "windbreak_sand_fixation"
     name_zh = "防风固沙"
-    standards = ("rcees_case", "national_2020", "ndrc_2022")
     Options = SandFixationOptions
 
     def status(self, ctx):
@@ -55,7 +53,6 @@ class WindbreakSandFixation(_Reported):
 class SpeciesConservation(_Reported):
     key = "species_conservation"
     name_zh = "物种保育"
-    standards = ("national_2020",)
 
     def status(self, ctx):
         return NotAccounted("no_method", "only the LY/T 1721 Shannon-Wiener unit values [L] exist (§4.11), a "
@@ -70,13 +67,11 @@ class _NoMethod(_Reported):
 class NegativeAirIons(_NoMethod):
     key = "negative_air_ions"
     name_zh = "负氧离子"
-    standards = ("zj_db33_2025",)
 
 
 class NoiseReduction(_NoMethod):
     key = "noise_reduction"
     name_zh = "噪声消减"
-    standards = ()
 
 
 SERVICES = (CoastalProtection(), WindbreakSandFixation(), SpeciesConservation(), NegativeAirIons(), NoiseReduction())

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from gep.services.base import STANDARDS_ALL, Indicator, Service, ServiceBlock, ServiceContext, area_weighted, aux_values
+from gep.services.base import Indicator, Service, ServiceBlock, ServiceContext, area_weighted, aux_values
 from gep.services.carbon_sequestration import SERVICE as CARBON, co2_t
 from gep.services.inputs import NPP
 
@@ -41,7 +41,6 @@ class OxygenRelease(Service):
     key = "oxygen_release"
     name_zh = "释氧"
     category = "regulating"
-    standards = tuple(s for s in STANDARDS_ALL if s != "ndrc_2022")
     aux_inputs = (NPP,)
     Options = OxygenOptions
 

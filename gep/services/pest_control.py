@@ -8,19 +8,15 @@ NDRC 2022 list; optional in the 2020 guideline [L].
 """
 from __future__ import annotations
 
-import numpy as np
-
-from gep.services.base import Finalized, Indicator, Service, ServiceBlock, ServiceContext, TypeQuantity
+from gep.services.base import Finalized, Indicator, Service, ServiceBlock, ServiceContext, TypeQuantity, credited_area_ha
 
 FOREST_TYPES = ("forest", "forest_conifer", "bamboo")
-M2_PER_HA = 1e4
 
 
 class PestControl(Service):
     key = "pest_control"
     name_zh = "病虫害控制"
     category = "regulating"
-    standards = ("rcees_case", "national_2020")
     statistics_fields = ("natural_forest_share", "natural_grassland_share")
 
     def indicators(self, options):
@@ -34,7 +30,7 @@ class PestControl(Service):
         return (*FOREST_TYPES, "grassland")
 
     def block_quantity(self, block: ServiceBlock, ctx: ServiceContext):
-        return {t: ({"area_ha": np.full(3, float(area.sum()) / M2_PER_HA)}, 0.0) for t, area in self.credited_in(block, ctx)}
+        return credited_area_ha(self, block, ctx)
 
     def finalize(self, totals: dict[str, TypeQuantity], ctx: ServiceContext) -> Finalized:
         s = ctx.statistics
