@@ -77,7 +77,7 @@ SERVICES = (
     _c("quantity_low", F64, "see quantity_unit", "low end of the quantity's range (coefficients at their low/high ends, interval arithmetic; README 'Ranges')", nullable=True, **NONNEG),
     _c("quantity_high", F64, "see quantity_unit", "high end of the quantity's range", nullable=True, **NONNEG),
     _c("quantity_unit", STR, "", "unit of quantity"),
-    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY (money-valued indicators: the price index factor; negative only for an equivalent-factor row with a negative equivalent, paddy water supply)", nullable=True),
+    _c("unit_price", F64, "see price_unit", "price per unit of quantity in price_year CNY = base_unit_price x index_factor (money-valued indicators: the index factor; equivalent-factor rows: x the equivalent and the regional factor of parameters, negative only for a negative equivalent, paddy water supply)", nullable=True),
     _c("unit_price_low", F64, "see price_unit", "low end of the price's range, from its own price year, in price_year CNY", nullable=True),
     _c("unit_price_high", F64, "see price_unit", "high end of the price's range, in price_year CNY", nullable=True),
     _c("price_unit", STR, "", "unit of unit_price", nullable=True),

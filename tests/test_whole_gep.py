@@ -231,6 +231,9 @@ PUBLISHED_CNY_PER_HA = {"mixed": 78_656, "conifer": 59_716, "broadleaf": 78_179,
 def test_equivalent_factor_on_one_hectare_per_type_reproduces_the_published_table(world):
     ref = load_reference_data(load_run_config(world.write()))
     spec = ref.equivalent_factor
+    for scheme in ref.schemes.values():  # every class of every scheme reaches a Xie row
+        assert {t for c in scheme.classes.values() for t in c.type_shares(
+            {f: 0.5 for f in c.share_fields})} <= set(spec.types), scheme.key
     unit = spec.model_copy(update={"regional_factor": spec.regional_factor.model_copy(update={"value": 1.0})})
     one_ha = {t: 1.0 for t in spec.types}
     rows_ = pd.DataFrame(equivalent_factor_rows({}, ref, unit, one_ha, 2010, 2010, "constant"))
@@ -321,3 +324,23 @@ def test_the_documented_indicator_sets_are_those_of_the_configuration(world):
     table = doc.split("<!-- indicator-sets table: generated from configs/indicator_sets.toml -->\n")[1]
     table = table.split("\n<!-- end of indicator-sets table -->")[0]
     assert table == indicator_sets_table(load_reference_data(load_run_config(world.write())))
+
+
+def test_the_command_line_runs_another_indicator_set(world, capsys):
+    from gep import io
+    from gep.cli import main
+    config = whole_world(world, "national_2020")
+    assert main(["run", "--config", str(config), "--no-prefect"]) == 0
+    national = io.read_dataset(world.out, "gep").set_index("county_code")
+    out = world.root / "out_ndrc"
+    assert main(["run", "--config", str(config), "--no-prefect", "--indicator-set", "ndrc_2022",
+                 "--output", str(out)]) == 0
+    assert "ndrc_2022" in capsys.readouterr().out
+    ndrc = io.read_dataset(out, "gep").set_index("county_code")
+    services = io.read_dataset(world.out, "services")
+    oxygen = services[(services.service == "oxygen_release") & (services.status == "accounted")]
+    assert (ndrc.indicator_set == "ndrc_2022").all() and "oxygen_release" not in ndrc.services.iloc[0]
+    diff = national.gep_cny - ndrc.gep_cny
+    assert diff.to_dict() == pytest.approx(oxygen.groupby("county_code").value_cny.sum().to_dict(), rel=1e-12)
+    assert main(["run", "--config", str(config), "--no-prefect", "--indicator-set", "zj_2030"]) == 2
+    assert "[indicator_set]: unknown indicator set 'zj_2030'" in capsys.readouterr().err
