@@ -93,6 +93,26 @@ def _compute(compute, args):
     return compute.model_copy(update=update)
 
 
+def cmd_assess(args) -> int:
+    import pandas as pd
+    from gep.assess import assess
+    from gep.config import REPO_CONFIGS, load_run_config
+    from gep.policy import load_policy
+    cfg = load_run_config(args.config, output_dir=args.output)
+    policy_path = args.policy or REPO_CONFIGS / "loan_policy_example.toml"
+    policy = load_policy(Path(policy_path))
+    summary, files = assess(cfg.output_dir, args.baseline, args.year, policy, str(policy_path))
+    print(f"Assessment {args.baseline} -> {args.year} under {policy_path} ({policy.title}):")
+    print(f"  {len(files)} files under {files[0].parent}/ (loan_summary, gep_change, extent_change; .parquet and .csv)")
+    show = summary.assign(gep_baseline_yi_cny=summary.gep_baseline_cny / 1e8, gep_yi_cny=summary.gep_cny / 1e8,
+                          delta_gep_yi_cny=summary.delta_gep_cny / 1e8)[
+        ["unit_id", "unit_name", "gep_baseline_yi_cny", "gep_yi_cny", "delta_gep_yi_cny", "delta_gep_pct",
+         "impact_flag", "discount_pp", "discount_tier", "impact_drivers"]]
+    with pd.option_context("display.width", 250, "display.max_colwidth", 70):
+        print(show.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    return 0
+
+
 def cmd_validate(args) -> int:
     from gep import pipeline
     from gep.config import load_run_config
@@ -159,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="run without Prefect (no server start; for quick ad-hoc re-runs); same outputs and run record")
     p.add_argument("--force", action="store_true", help="recompute even if inputs, configuration and code are unchanged")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("assess", help="green-loan assessment: ΔGEP at constant prices between two accounted years, "
+                                      "and the loan policy's discount")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--baseline", required=True, type=int, help="baseline year (accounted in the output directory)")
+    p.add_argument("--year", required=True, type=int, help="assessment year (accounted in the output directory)")
+    p.add_argument("--policy", type=Path, help="loan policy TOML (default: configs/loan_policy_example.toml, an example)")
+    p.add_argument("--output", type=Path, help="output directory (overrides output_dir of the configuration)")
+    p.set_defaults(func=cmd_assess)
     p = sub.add_parser("validate", help="validate the inputs only (all configured years, or --year)")
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--year", type=int)

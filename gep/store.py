@@ -9,6 +9,7 @@ Layout of an output directory ``OUT``::
     OUT/.gep/versions/<run_id>/manifest.json   each partition: the run that wrote it, its input key, rows
     OUT/.gep/lock                          flock of the run writing OUT (released by the kernel if it dies)
     OUT/runs/<run_id>.parquet              the record of every run (dataset "runs" of gep/vocabulary.py)
+    OUT/assessments/<baseline>-<year>/     an assessment's tables (gep assess), a symlink swapped atomically
 
 A run builds its version beside the published one: the partitions it does not recompute are hard
 links to the published files (no copies), its own are new files, every file and folder fsynced.
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -38,6 +40,7 @@ from gep.errors import OutputError, OutputLockedError
 
 META = ".gep"
 RUNS = "runs"
+ASSESSMENTS = "assessments"
 MANIFEST = "manifest.json"
 PART_FILE = "part-0.parquet"
 Partition = tuple[str, int, str]  # dataset, year, county code
@@ -232,6 +235,38 @@ class OutputStore:
         parts = self.manifest()["partitions"]
         return all(parts.get(partition_path(d, year, c), {}).get("input_key") == input_key
                    for d in vocabulary.DATA_DATASETS for c in county_codes)
+
+    # ------------------------------------------------------------------ assessments
+    def publish_assessment(self, name: str, tables: dict[str, pa.Table]) -> list[Path]:
+        """Publish an assessment's tables (each as Parquet and as UTF-8 CSV with a BOM, which
+        spreadsheet programs read as UTF-8) under ``OUT/assessments/NAME/``: written into a new
+        folder beside the published one, then one atomic symlink swap (readers see the previous
+        assessment or the new one, never a mix); the previous folder is removed after."""
+        base = self.root / ASSESSMENTS
+        link = base / name
+        folder = base / META / f"{name}-{os.getpid()}-{time.time_ns()}"
+        try:
+            folder.mkdir(parents=True)
+            written = []
+            for dataset, table in tables.items():
+                vocabulary.check(table, dataset)
+                write_parquet(table, folder / f"{dataset}.parquet")
+                with open(folder / f"{dataset}.csv", "w", encoding="utf-8-sig", newline="") as fh:
+                    table.to_pandas().to_csv(fh, index=False)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                written += [link / f"{dataset}.parquet", link / f"{dataset}.csv"]
+            _fsync_dir(folder)
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise OutputError(f"{base} [output_dir]: writing the assessment failed: {exc}\n    fix: free some space or "
+                              "check the folder, and re-run; the previous assessment is unchanged") from exc
+        before = os.readlink(link) if link.is_symlink() else None
+        _symlink_atomically(f"{META}/{folder.name}", link)
+        _fsync_dir(base)
+        if before:
+            shutil.rmtree(base / before, ignore_errors=True)
+        return written
 
     # ------------------------------------------------------------------ run records
     def write_record(self, record: dict) -> Path:

@@ -169,6 +169,65 @@ CARBON_STOCK = (
     _c("pools_source", STR, "", "pools table and the source of the row"),
 )
 
+ASSESSMENT_IDS = (
+    _c("baseline_year", I32, "a", "baseline year of the assessment"),
+    _c("year", I32, "a", "assessment year"),
+)
+GEP_CHANGE = (
+    COUNTY_CODE, COUNTY_NAME, *ASSESSMENT_IDS,
+    _c("service", STR, "", "service key (functional rows of the services dataset)"),
+    _c("service_zh", STR, "", "service name in Chinese"),
+    _c("category", STR, "", "provisioning | regulating | cultural", allowed=CATEGORIES),
+    _c("indicator", STR, "", "indicator of the service"),
+    ECOSYSTEM_TYPE,
+    _c("present", STR, "", "both | baseline only | assessment only (the missing year counts 0: no area of the type, or the service not accounted there)", allowed=("both", "baseline only", "assessment only")),
+    _c("baseline_value_constant_cny", F64, "CNY", "value in the baseline year at constant prices"),
+    _c("value_constant_cny", F64, "CNY", "value in the assessment year at constant prices"),
+    _c("delta_constant_cny", F64, "CNY", "value_constant_cny - baseline_value_constant_cny: the change at one price vector"),
+    _c("baseline_value_current_cny", F64, "CNY", "value in the baseline year at its current prices"),
+    _c("value_current_cny", F64, "CNY", "value in the assessment year at its current prices"),
+    _c("delta_current_cny", F64, "CNY", "the nominal change (prices included)"),
+)
+EXTENT_CHANGE = (
+    COUNTY_CODE, COUNTY_NAME, *ASSESSMENT_IDS, ECOSYSTEM_TYPE,
+    _c("opening_ha", F64, "ha", "area in the baseline year (extent account)", **NONNEG),
+    _c("closing_ha", F64, "ha", "area in the assessment year", **NONNEG),
+    _c("net_change_ha", F64, "ha", "closing_ha - opening_ha (opening + net change = closing, checked)"),
+)
+LOAN_SUMMARY = (
+    _c("unit_id", STR, "", "county code (or project id)"),
+    _c("unit_type", STR, "", "county | project", allowed=("county", "project")),
+    _c("unit_name", STR, "", "county (or project) name"),
+    _c("owner", STR, "", "borrower of a project; empty for a county"),
+    _c("area_km2", F64, "km2", "classified ecosystem area in the assessment year", **NONNEG),
+    *ASSESSMENT_IDS,
+    _c("indicator_set", STR, "", "indicator set of both years"),
+    _c("constant_price_year", I32, "a", "base year of the constant prices of every GEP column"),
+    _c("gep_baseline_cny", F64, "CNY", "GEP in the baseline year at constant prices", **NONNEG),
+    _c("gep_cny", F64, "CNY", "GEP in the assessment year at constant prices", **NONNEG),
+    _c("delta_gep_cny", F64, "CNY", "gep_cny - gep_baseline_cny (ΔGEP at one price vector)"),
+    _c("delta_gep_pct", F64, "%", "delta_gep_cny / gep_baseline_cny; null when the baseline GEP is 0", nullable=True),
+    _c("delta_gep_low_cny", F64, "CNY", "low end of ΔGEP: every coefficient and price at the same end of its range in both years (the rows' _low and _high), with the central ΔGEP"),
+    _c("delta_gep_high_cny", F64, "CNY", "high end of ΔGEP"),
+    *(_c(f"delta_{c}_cny", F64, "CNY", f"ΔGEP of the {c} services at constant prices") for c in CATEGORIES),
+    _c("delta_gep_current_cny", F64, "CNY", "the nominal ΔGEP (current prices of each year)"),
+    _c("delta_by_service", STR, "", "ΔGEP per service at constant prices: 'service +CNY; ...'"),
+    _c("impact_flag", STR, "", "positive | neutral (|ΔGEP| within the policy's neutral band) | negative", allowed=("positive", "neutral", "negative")),
+    _c("impact_drivers", STR, "", "the services with the largest |ΔGEP|, signed"),
+    _c("discount_pp", F64, "percentage points", "interest-rate discount of the loan policy", **NONNEG),
+    _c("discount_tier", STR, "", "the tier or rule that applied ('none': withheld or below the tiers)"),
+    _c("discount_reasons", STR, "", "the ΔGEP measure and tier, ratchet and cap, or every eligibility rule that withheld the discount"),
+    _c("policy", STR, "", "policy file and its title"),
+    _c("gep_per_km2_cny", F64, "CNY/km2", "GEP per km² in the assessment year (run basis)", nullable=True, **NONNEG),
+    _c("gep_per_capita_cny", F64, "CNY/person", "GEP per capita in the assessment year (current prices)", nullable=True, **NONNEG),
+    _c("ggi", F64, "1", "GEP / GDP in the assessment year (current prices)", nullable=True, **NONNEG),
+    _c("default_filled_share", F64, "1", "largest share of a service's land whose inputs were filled, over both years", **SHARE),
+    _c("quality_flag", STR, "", "'ok', or each year's quality flag that is not"),
+    _c("services_not_accounted", STR, "", "enabled services not accounted in the assessment year"),
+    _c("run_ids", STR, "", "the runs that published the two years"),
+    _c("code_version", STR, "", "gep version and source hash of the assessment (JSON)"),
+)
+
 RUN_OUTCOMES = ("running", "succeeded", "failed", "interrupted", "skipped")
 RUNS = (
     _c("run_id", STR, "", "run identifier: UTC start time and a random suffix; also in every output file's Parquet metadata (gep:run_id)"),
@@ -197,7 +256,9 @@ RUNS = (
 )
 
 DATASETS: dict[str, tuple[Column, ...]] = {"extent": EXTENT, "services": SERVICES, "gep": GEP,
-                                           "carbon_stock": CARBON_STOCK, "runs": RUNS}
+                                           "carbon_stock": CARBON_STOCK, "runs": RUNS, "gep_change": GEP_CHANGE,
+                                           "extent_change": EXTENT_CHANGE, "loan_summary": LOAN_SUMMARY}
+ASSESSMENT_DATASETS = ("loan_summary", "gep_change", "extent_change")  # one file each per assessment
 DATA_DATASETS = ("extent", "services", "gep", "carbon_stock")  # partitioned by year and county; "runs" holds one file per run
 PARTITION_COLUMNS = ("year", "county_code")
 KEYS: dict[str, tuple[str, ...]] = {
@@ -206,6 +267,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "gep": ("county_code", "year"),
     "carbon_stock": ("county_code", "year", "lc_code"),
     "runs": ("run_id",),
+    "gep_change": ("county_code", "baseline_year", "year", "service", "indicator", "ecosystem_type"),
+    "extent_change": ("county_code", "baseline_year", "year", "ecosystem_type"),
+    "loan_summary": ("unit_id", "baseline_year", "year"),
 }
 DESCRIPTIONS = {
     "extent": "Ecosystem extent account: one row per county, year, land-cover class and ecosystem type.",
@@ -220,6 +284,12 @@ DESCRIPTIONS = {
            "current and constant prices, the equivalent-factor GEP beside it, GDP, population, GGI, GEP per "
            "capita, growth since the previous published year, and the county's quality and plausibility flags.",
     "runs": "The run record: one row (file) per run, successful or not, outside the data globs.",
+    "gep_change": "GEP change between a baseline and an assessment year (gep assess) per county, service, "
+                  "indicator and ecosystem type, at constant prices and, beside it, nominal.",
+    "extent_change": "Ecosystem extent change (SEEA extent account) between the two years of an assessment: "
+                     "opening, closing and net change per county and ecosystem type.",
+    "loan_summary": "The green-loan summary of an assessment: one row per county, ΔGEP at constant prices with "
+                    "its range, by category and service, impact, the loan policy's discount and why, flags.",
 }
 
 
@@ -320,6 +390,7 @@ def data_dictionary() -> str:
            "column marked nullable. Layout and readers: README.md, \"Outputs\".", ""]
     for name, cols in DATASETS.items():
         where = (f"`{name}/year=YYYY/county_code=CCCCCC/part-0.parquet`" if name in DATA_DATASETS
+                 else f"`assessments/BASELINE-YEAR/{name}.parquet` (and `.csv`)" if name in ASSESSMENT_DATASETS
                  else "`runs/RUN_ID.parquet`")
         out += [f"## `{name}`", "", DESCRIPTIONS[name], "", f"Files: {where}. Unique key: "
                 + ", ".join(f"`{k}`" for k in KEYS[name]) + ".", "",
