@@ -1,11 +1,16 @@
 """Green-loan assessment of counties: the GEP change between a baseline and an assessment year at
-constant prices, and the discount a loan policy gives for it (methodology §8.3, §12).
+constant prices, what part of it land-cover change explains, and the discount a loan policy gives
+for it (methodology §8.3, §12).
 
 Plain functions over the published outputs of the two years (``gep``, ``services``, ``extent``):
-both years must be accounted in the output directory with one indicator set and one constant
-price year (one price vector: the change is the ecosystems', not inflation's); the nominal change
-(current prices) is written beside it. Reading the datasets and writing the assessment's tables
-are gep/io.py and gep/store.py.
+both years must be accounted in the output directory, up to date with the configuration's inputs,
+with one indicator set and one constant price year (one price vector: the change is the
+ecosystems', not inflation's); the nominal change (current prices) is written beside it.
+
+Attribution: the baseline year is recomputed on the assessment year's land cover, every other
+input the baseline's (the counterfactual CF). ΔGEP_extent = CF − GEP_baseline, ΔGEP_other =
+GEP_year − CF: they add up to ΔGEP exactly, per service, indicator and ecosystem type. Reading the
+datasets and writing the assessment's tables are gep/io.py and gep/store.py.
 """
 from __future__ import annotations
 
@@ -59,9 +64,10 @@ def check_years(published: dict[str, pd.DataFrame], baseline: int, year: int, wh
     return problems
 
 
-def service_change(base: YearAccounts, now: YearAccounts) -> pd.DataFrame:
+def service_change(base: YearAccounts, now: YearAccounts, counterfactual: pd.DataFrame) -> pd.DataFrame:
     """ΔGEP per county, service, indicator and ecosystem type (functional accounted rows), at
-    constant and at current prices; a row present in one year only counts 0 in the other."""
+    constant and at current prices, split into land-cover change and the rest by the
+    ``counterfactual``'s services; a row present in one year only counts 0 in the other."""
     cols = ["value_constant_cny", "value_current_cny"]
     keep = KEY + ["county_name", "service_zh", "category"]
     b = base.services[keep + cols].rename(columns={c: f"baseline_{c}" for c in cols})
@@ -75,24 +81,52 @@ def service_change(base: YearAccounts, now: YearAccounts) -> pd.DataFrame:
     m["present"] = m.pop("_merge").map({"both": "both", "left_only": "baseline only", "right_only": "assessment only"})
     m["delta_constant_cny"] = m.value_constant_cny - m.baseline_value_constant_cny
     m["delta_current_cny"] = m.value_current_cny - m.baseline_value_current_cny
+    cf = counterfactual[KEY + ["value_constant_cny"]].rename(columns={"value_constant_cny": "cf"})
+    m = m.merge(cf, on=KEY, how="left")
+    cf_only = counterfactual.merge(m[KEY], on=KEY, how="left", indicator=True)
+    if (cf_only._merge == "left_only").any():  # a type on the new land cover valued with the old inputs only
+        extra = cf_only[cf_only._merge == "left_only"]
+        raise vocabulary.SchemaViolation(f"gep_change: counterfactual rows without a row in either year: "
+                                         f"{extra[KEY].head(3).to_dict(orient='records')}")
+    m["cf"] = m.cf.fillna(0.0)
+    m["delta_extent_constant_cny"] = m.cf - m.baseline_value_constant_cny
+    m["delta_other_constant_cny"] = m.value_constant_cny - m.cf
     m["baseline_year"], m["year"] = base.year, now.year
     return m[vocabulary.names("gep_change")].sort_values(KEY, ignore_index=True)
 
 
-def extent_change(base: YearAccounts, now: YearAccounts) -> pd.DataFrame:
-    """Opening and closing area per county and ecosystem type, and the net change [ha]; opening +
-    net change = closing is checked here."""
+BALANCE_HA = 1e-6  # opening + additions − reductions = closing, and the matrix's sums, to this [ha]
+
+
+def extent_change(base: YearAccounts, now: YearAccounts, matrix: pd.DataFrame) -> pd.DataFrame:
+    """The SEEA extent account per county and ecosystem type [ha]: opening, additions, reductions,
+    net change, closing; the matrix's row and column sums must equal the opening and closing areas
+    of the two years' extent accounts, and opening + additions − reductions = closing."""
+    ident = ["county_code", "county_name", "ecosystem_type"]
+
     def by_type(e):
-        return e.groupby(["county_code", "county_name", "ecosystem_type"], as_index=False).area_ha.sum()
-    m = by_type(base.extent).merge(by_type(now.extent), on=["county_code", "county_name", "ecosystem_type"],
-                                   how="outer", suffixes=("_opening", "_closing")).fillna({"area_ha_opening": 0.0,
-                                                                                          "area_ha_closing": 0.0})
-    m = m.rename(columns={"area_ha_opening": "opening_ha", "area_ha_closing": "closing_ha"})
-    m["net_change_ha"] = m.closing_ha - m.opening_ha
+        return e.groupby(ident, as_index=False).area_ha.sum()
+    m = by_type(base.extent).merge(by_type(now.extent), on=ident, how="outer", suffixes=("_opening", "_closing"))
+    m = m.fillna({"area_ha_opening": 0.0, "area_ha_closing": 0.0}).rename(
+        columns={"area_ha_opening": "opening_ha", "area_ha_closing": "closing_ha"})
+    moved = matrix[matrix.from_type != matrix.to_type]
+    adds = moved.groupby(["county_code", "to_type"]).area_ha.sum().rename("additions_ha")
+    subs = moved.groupby(["county_code", "from_type"]).area_ha.sum().rename("reductions_ha")
+    rows_sum = matrix[matrix.from_type != "nodata"].groupby(["county_code", "from_type"]).area_ha.sum()
+    cols_sum = matrix[matrix.to_type != "nodata"].groupby(["county_code", "to_type"]).area_ha.sum()
+    key = list(zip(m.county_code, m.ecosystem_type))
+    m["additions_ha"] = [adds.get(k, 0.0) for k in key]
+    m["reductions_ha"] = [subs.get(k, 0.0) for k in key]
+    m["net_change_ha"] = m.additions_ha - m.reductions_ha
     m["baseline_year"], m["year"] = base.year, now.year
-    balance = (m.opening_ha + m.net_change_ha - m.closing_ha).abs().max() if len(m) else 0.0
-    if not balance <= 1e-6:
-        raise vocabulary.SchemaViolation(f"extent_change: opening + net change != closing (off by {balance} ha)")
+    checks = {"opening + additions - reductions - closing": m.opening_ha + m.net_change_ha - m.closing_ha,
+              "matrix row sum - opening": pd.Series([rows_sum.get(k, 0.0) for k in key]) - m.opening_ha,
+              "matrix column sum - closing": pd.Series([cols_sum.get(k, 0.0) for k in key]) - m.closing_ha}
+    for what, diff in checks.items():
+        worst = float(diff.abs().max()) if len(diff) else 0.0
+        if not worst <= BALANCE_HA * max(1.0, float(m.opening_ha.max() if len(m) else 1.0)):
+            raise vocabulary.SchemaViolation(f"extent_change: {what} off by {worst:.6g} ha: the two years' extent "
+                                             "accounts and their change matrix disagree (nothing was written)")
     return m[vocabulary.names("extent_change")].sort_values(["county_code", "ecosystem_type"], ignore_index=True)
 
 
@@ -121,7 +155,8 @@ def loan_summary(base: YearAccounts, now: YearAccounts, changes: pd.DataFrame, p
                   "positive" if delta > 0 else "negative")
         filled = max(float(b.default_filled_share), float(n.default_filled_share))
         quality_ok = b.quality_flag == "ok" and n.quality_flag == "ok"
-        d = discount(policy, delta, pct, filled, quality_ok)
+        extent = float(mine.delta_extent_constant_cny.sum())
+        d = discount(policy, delta, pct, filled, quality_ok, extent)
         rows.append({
             "unit_id": code, "unit_type": "county", "unit_name": n.county_name, "owner": "",
             "area_km2": float(n.area_km2), "baseline_year": base.year, "year": now.year,
@@ -131,6 +166,8 @@ def loan_summary(base: YearAccounts, now: YearAccounts, changes: pd.DataFrame, p
             "delta_gep_low_cny": min(ends), "delta_gep_high_cny": max(ends),
             **{f"delta_{c}_cny": float(n[f"{c}_constant_cny"] - b[f"{c}_constant_cny"]) for c in vocabulary.CATEGORIES},
             "delta_gep_current_cny": float(n.gep_current_cny - b.gep_current_cny),
+            "delta_gep_extent_cny": extent, "delta_gep_other_cny": delta - extent,
+            "extent_share": extent / delta if delta != 0 else None,
             "delta_by_service": "; ".join(f"{s} {v:+,.0f}" for s, v in by_service.sort_index().items()),
             "impact_flag": impact,
             "impact_drivers": "; ".join(f"{s} {v:+,.0f} CNY" for s, v in drivers.items() if v != 0),
@@ -150,23 +187,36 @@ def loan_summary(base: YearAccounts, now: YearAccounts, changes: pd.DataFrame, p
     return out.replace({np.nan: None}) if len(out) else out
 
 
-def assess(output_dir, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
-    """Assess every county accounted in both years of an output directory and publish the
-    assessment (``OUT/assessments/BASELINE-YEAR/``); returns the loan summary and the files."""
+def assess(cfg, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
+    """Assess every county accounted in both years of the configuration's output directory and
+    publish the assessment (``OUT/assessments/BASELINE-YEAR/``); returns the loan summary and the
+    files written."""
     import json
 
-    from gep import io
-    from gep.runs import code_version, new_run_id
+    from gep import io, pipeline, runs, transitions
     from gep.store import OutputStore, holder_info
 
-    store = OutputStore(output_dir)
+    store = OutputStore(cfg.output_dir)
     where = str(store.root)
     if not (store.root / "gep").exists():
         raise InputValidationError([InputProblem(where, "gep", "no accounted year in the output directory",
                                                  f"run `gep run --year {baseline}` and `--year {year}` first")])
-    with store.lock(holder_info(new_run_id())):
+    with store.lock(holder_info(runs.new_run_id())):
         published = {d: io.read_dataset(store.root, d) for d in ("gep", "services", "extent")}
         problems = check_years(published, baseline, year, where)
+        if problems:
+            raise InputValidationError(problems)
+        for y in (baseline, year):  # the published years must come from the configuration's inputs
+            r = runs.RecordedRun(cfg, y, None)
+            try:
+                r.validate()
+                if not r.up_to_date():
+                    problems.append(InputProblem(where, f"gep/year={y}", f"the published {y} does not come from the "
+                                                 "configuration's current inputs, configuration or code",
+                                                 f"re-run `gep run --config FILE --year {y}`, then assess"))
+            finally:
+                if r.prepared is not None:
+                    r.prepared.close()
         if problems:
             raise InputValidationError(problems)
         functional = published["services"]
@@ -174,7 +224,18 @@ def assess(output_dir, baseline: int, year: int, policy: LoanPolicy, policy_path
         years = {y: YearAccounts(y, *(df[df.year == y].reset_index(drop=True) for df in
                                       (published["gep"], functional, published["extent"])))
                  for y in (baseline, year)}
-        changes = service_change(years[baseline], years[year])
+        prepared = pipeline.prepare(cfg, baseline, landcover_year=year)  # the counterfactual
+        try:
+            cf = pd.concat([a.services for a in pipeline.account(prepared)], ignore_index=True)
+            shares = {y: {c: {int(code): dict(zip(g.ecosystem_type, g.type_share)) for code, g in cg.groupby("lc_code")}
+                          for c, cg in years[y].extent.groupby("county_code")} for y in (baseline, year)}
+            matrix = transitions.extent_matrix(prepared, cfg.landcover[baseline], cfg.landcover[year],
+                                               shares[baseline], shares[year], baseline, year,
+                                               store.root / pipeline.CACHE)
+        finally:
+            prepared.close()
+        cf = cf[(cf.method == "functional") & (cf.status == "accounted")]
+        changes = service_change(years[baseline], years[year], cf)
         run_ids = {}
         for rel, entry in store.manifest()["partitions"].items():
             if rel.startswith("gep/"):
@@ -182,9 +243,9 @@ def assess(output_dir, baseline: int, year: int, policy: LoanPolicy, policy_path
                 run_ids.setdefault(y, set()).add(entry.get("run_id", ""))
         summary = loan_summary(years[baseline], years[year], changes, policy, policy_path,
                                {y: ", ".join(sorted(v)) for y, v in run_ids.items()},
-                               json.dumps(code_version(), sort_keys=True))
+                               json.dumps(runs.code_version(), sort_keys=True))
         tables = {"loan_summary": summary, "gep_change": changes,
-                  "extent_change": extent_change(years[baseline], years[year])}
+                  "extent_change": extent_change(years[baseline], years[year], matrix), "extent_matrix": matrix}
         files = store.publish_assessment(f"{baseline}-{year}", {k: io.to_table(v, k, {"policy": policy_path})
                                                                 for k, v in tables.items()})
     return summary, files

@@ -101,13 +101,13 @@ def cmd_assess(args) -> int:
     cfg = load_run_config(args.config, output_dir=args.output)
     policy_path = args.policy or REPO_CONFIGS / "loan_policy_example.toml"
     policy = load_policy(Path(policy_path))
-    summary, files = assess(cfg.output_dir, args.baseline, args.year, policy, str(policy_path))
+    summary, files = assess(cfg, args.baseline, args.year, policy, str(policy_path))
     print(f"Assessment {args.baseline} -> {args.year} under {policy_path} ({policy.title}):")
-    print(f"  {len(files)} files under {files[0].parent}/ (loan_summary, gep_change, extent_change; .parquet and .csv)")
+    print(f"  {len(files)} files under {files[0].parent}/ (loan_summary, gep_change, extent_change, extent_matrix; .parquet and .csv)")
     show = summary.assign(gep_baseline_yi_cny=summary.gep_baseline_cny / 1e8, gep_yi_cny=summary.gep_cny / 1e8,
                           delta_gep_yi_cny=summary.delta_gep_cny / 1e8)[
         ["unit_id", "unit_name", "gep_baseline_yi_cny", "gep_yi_cny", "delta_gep_yi_cny", "delta_gep_pct",
-         "impact_flag", "discount_pp", "discount_tier", "impact_drivers"]]
+         "extent_share", "impact_flag", "discount_pp", "discount_tier", "discount_reasons"]]
     with pd.option_context("display.width", 250, "display.max_colwidth", 70):
         print(show.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     return 0

@@ -94,8 +94,12 @@ class PreparedRun:
                          self.ref.equivalent_factor if cfg.equivalent_factor else None, self.carbon_pools)
 
 
-def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, *, checks: bool = True) -> PreparedRun:
+def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, *, checks: bool = True,
+            landcover_year: int | None = None) -> PreparedRun:
     """Validate all inputs for one year; raise :class:`InputValidationError` listing every problem.
+
+    ``landcover_year``: account ``year`` on another year's land cover, every other input of
+    ``year`` (the counterfactual that attributes a GEP change to land-cover change, gep/assess.py).
 
     Land-cover codes are checked during the accounting pass (the raster is decoded once per run):
     codes the scheme does not know are refused there, before anything is written. ``checks=False``
@@ -125,8 +129,9 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
     problems += found
 
     with contextlib.ExitStack() as stack:  # closes every opened raster unless the run is returned
-        lc_path = cfg.landcover[year]
-        landcover, found = io.open_raster(lc_path, f"landcover.{year}")
+        lc_year = year if landcover_year is None else cfg.resolve_year(landcover_year)
+        lc_path = cfg.landcover[lc_year]
+        landcover, found = io.open_raster(lc_path, f"landcover.{lc_year}")
         problems += found
         coverage: dict[str, dict[str, float]] = {}
         areas: dict[str, tuple[float, float]] = {}

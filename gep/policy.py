@@ -35,6 +35,8 @@ class Ratchet(_Strict):
 
 
 class Eligibility(_Strict):
+    min_extent_share: float | None = Field(0.5, description="no discount unless land-cover change explains at least "
+                                                            "this share of ΔGEP (not prices, rainfall, statistics)")
     max_default_filled_share: float = Field(0.10, ge=0, le=1)
     negative_impact: bool = True
     quality_flag_not_ok: bool = True
@@ -100,10 +102,16 @@ class Discount:
 
 
 def discount(policy: LoanPolicy, delta_cny: float, delta_pct: float | None, default_filled_share: float,
-             quality_ok: bool) -> Discount:
+             quality_ok: bool, extent_cny: float | None = None) -> Discount:
     """The discount [percentage points] for one unit's ΔGEP at constant prices (``delta_pct``: in %
-    of the baseline GEP, None when the baseline is 0)."""
+    of the baseline GEP, None when the baseline is 0; ``extent_cny``: the part of ΔGEP due to
+    land-cover change, None: not attributed)."""
     el, withheld = policy.eligibility, []
+    if el.min_extent_share is not None and extent_cny is not None and delta_cny > 0:
+        share = extent_cny / delta_cny
+        if share < el.min_extent_share:
+            withheld.append(f"driven by other inputs than land-cover change (climate, prices, statistics): land "
+                            f"cover explains {share:.0%} of ΔGEP (policy minimum {el.min_extent_share:.0%})")
     if el.negative_impact and delta_cny < 0:
         withheld.append(f"negative impact: ΔGEP {delta_cny:,.0f} CNY")
     if default_filled_share > el.max_default_filled_share:

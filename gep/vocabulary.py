@@ -184,6 +184,8 @@ GEP_CHANGE = (
     _c("baseline_value_constant_cny", F64, "CNY", "value in the baseline year at constant prices"),
     _c("value_constant_cny", F64, "CNY", "value in the assessment year at constant prices"),
     _c("delta_constant_cny", F64, "CNY", "value_constant_cny - baseline_value_constant_cny: the change at one price vector"),
+    _c("delta_extent_constant_cny", F64, "CNY", "the part of delta_constant_cny due to land-cover change: the baseline year recomputed on the assessment year's land cover, minus the baseline"),
+    _c("delta_other_constant_cny", F64, "CNY", "the rest: climate, statistics, condition (delta_extent + delta_other = delta, exactly)"),
     _c("baseline_value_current_cny", F64, "CNY", "value in the baseline year at its current prices"),
     _c("value_current_cny", F64, "CNY", "value in the assessment year at its current prices"),
     _c("delta_current_cny", F64, "CNY", "the nominal change (prices included)"),
@@ -192,7 +194,15 @@ EXTENT_CHANGE = (
     COUNTY_CODE, COUNTY_NAME, *ASSESSMENT_IDS, ECOSYSTEM_TYPE,
     _c("opening_ha", F64, "ha", "area in the baseline year (extent account)", **NONNEG),
     _c("closing_ha", F64, "ha", "area in the assessment year", **NONNEG),
-    _c("net_change_ha", F64, "ha", "closing_ha - opening_ha (opening + net change = closing, checked)"),
+    _c("additions_ha", F64, "ha", "area that became this type (from other types, or from nodata), from extent_matrix", **NONNEG),
+    _c("reductions_ha", F64, "ha", "area this type lost to other types (or to nodata)", **NONNEG),
+    _c("net_change_ha", F64, "ha", "additions_ha - reductions_ha = closing_ha - opening_ha (checked)"),
+)
+EXTENT_MATRIX = (
+    COUNTY_CODE, COUNTY_NAME, *ASSESSMENT_IDS,
+    _c("from_type", STR, "", "ecosystem type in the baseline year ('nodata': classified only in the assessment year)"),
+    _c("to_type", STR, "", "ecosystem type in the assessment year ('nodata': classified only in the baseline year)"),
+    _c("area_ha", F64, "ha", "area that was from_type and is to_type (cells paired on one grid; split classes by the product of the two years' shares)", **NONNEG),
 )
 LOAN_SUMMARY = (
     _c("unit_id", STR, "", "county code (or project id)"),
@@ -211,6 +221,9 @@ LOAN_SUMMARY = (
     _c("delta_gep_high_cny", F64, "CNY", "high end of ΔGEP"),
     *(_c(f"delta_{c}_cny", F64, "CNY", f"ΔGEP of the {c} services at constant prices") for c in CATEGORIES),
     _c("delta_gep_current_cny", F64, "CNY", "the nominal ΔGEP (current prices of each year)"),
+    _c("delta_gep_extent_cny", F64, "CNY", "the part of delta_gep_cny due to land-cover change (the baseline year recomputed on the assessment year's land cover, minus the baseline)"),
+    _c("delta_gep_other_cny", F64, "CNY", "the rest (climate, statistics, condition); extent + other = delta_gep_cny exactly"),
+    _c("extent_share", F64, "1", "delta_gep_extent_cny / delta_gep_cny; null when delta_gep_cny is 0", nullable=True),
     _c("delta_by_service", STR, "", "ΔGEP per service at constant prices: 'service +CNY; ...'"),
     _c("impact_flag", STR, "", "positive | neutral (|ΔGEP| within the policy's neutral band) | negative", allowed=("positive", "neutral", "negative")),
     _c("impact_drivers", STR, "", "the services with the largest |ΔGEP|, signed"),
@@ -257,8 +270,9 @@ RUNS = (
 
 DATASETS: dict[str, tuple[Column, ...]] = {"extent": EXTENT, "services": SERVICES, "gep": GEP,
                                            "carbon_stock": CARBON_STOCK, "runs": RUNS, "gep_change": GEP_CHANGE,
-                                           "extent_change": EXTENT_CHANGE, "loan_summary": LOAN_SUMMARY}
-ASSESSMENT_DATASETS = ("loan_summary", "gep_change", "extent_change")  # one file each per assessment
+                                           "extent_change": EXTENT_CHANGE, "extent_matrix": EXTENT_MATRIX,
+                                           "loan_summary": LOAN_SUMMARY}
+ASSESSMENT_DATASETS = ("loan_summary", "gep_change", "extent_change", "extent_matrix")  # one file each per assessment
 DATA_DATASETS = ("extent", "services", "gep", "carbon_stock")  # partitioned by year and county; "runs" holds one file per run
 PARTITION_COLUMNS = ("year", "county_code")
 KEYS: dict[str, tuple[str, ...]] = {
@@ -269,6 +283,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "runs": ("run_id",),
     "gep_change": ("county_code", "baseline_year", "year", "service", "indicator", "ecosystem_type"),
     "extent_change": ("county_code", "baseline_year", "year", "ecosystem_type"),
+    "extent_matrix": ("county_code", "baseline_year", "year", "from_type", "to_type"),
     "loan_summary": ("unit_id", "baseline_year", "year"),
 }
 DESCRIPTIONS = {
@@ -287,7 +302,9 @@ DESCRIPTIONS = {
     "gep_change": "GEP change between a baseline and an assessment year (gep assess) per county, service, "
                   "indicator and ecosystem type, at constant prices and, beside it, nominal.",
     "extent_change": "Ecosystem extent change (SEEA extent account) between the two years of an assessment: "
-                     "opening, closing and net change per county and ecosystem type.",
+                     "opening, additions, reductions, net change and closing per county and ecosystem type.",
+    "extent_matrix": "Ecosystem extent change matrix between the two years of an assessment: from-type x to-type "
+                     "areas per county, from one pass over both years' land cover.",
     "loan_summary": "The green-loan summary of an assessment: one row per county, ΔGEP at constant prices with "
                     "its range, by category and service, impact, the loan policy's discount and why, flags.",
 }

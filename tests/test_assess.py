@@ -11,7 +11,10 @@ from gep.config import REPO_CONFIGS, load_run_config
 from gep.errors import InputValidationError
 from gep.policy import LoanPolicy, discount, load_policy
 
+from test_area import SPHERE_ROWS_M2
 from tiny_world import LANDCOVER, write_raster
+
+R2 = SPHERE_ROWS_M2[2]
 
 EXAMPLE = REPO_CONFIGS / "loan_policy_example.toml"
 
@@ -84,14 +87,17 @@ def _two_years(world, afforest: bool):
 
 def test_cropland_turned_forest_gives_a_positive_change_and_its_discount(world):
     cfg = _two_years(world, afforest=True)
-    summary, files = assess(cfg.output_dir, 2015, 2020, load_policy(EXAMPLE), str(EXAMPLE))
+    summary, files = assess(cfg, 2015, 2020, load_policy(EXAMPLE), str(EXAMPLE))
     a = summary.set_index("unit_id").loc["000001"]
     changes = pd.read_parquet(cfg.output_dir / "assessments" / "2015-2020" / "gep_change.parquet")
     mine = changes[changes.county_code == "000001"]
     assert a.delta_gep_cny == pytest.approx(mine.delta_constant_cny.sum(), rel=1e-9) and a.delta_gep_cny > 0
     assert a.delta_gep_pct == pytest.approx(a.delta_gep_cny / a.gep_baseline_cny * 100)
     assert a.impact_flag == "positive" and a.constant_price_year == 2020
-    expected = discount(load_policy(EXAMPLE), a.delta_gep_cny, a.delta_gep_pct, 0.0, True)
+    # all of it from the land-cover change: the inputs are the same in both years
+    assert a.delta_gep_extent_cny == pytest.approx(a.delta_gep_cny, rel=1e-9) and a.extent_share == pytest.approx(1)
+    assert (mine.delta_extent_constant_cny + mine.delta_other_constant_cny - mine.delta_constant_cny).abs().max() < 1e-6
+    expected = discount(load_policy(EXAMPLE), a.delta_gep_cny, a.delta_gep_pct, 0.0, True, a.delta_gep_extent_cny)
     assert a.discount_pp == expected.discount_pp > 0 and a.discount_tier == expected.tier
     assert a.delta_gep_low_cny <= a.delta_gep_cny <= a.delta_gep_high_cny
     # forest gained what cropland lost, in the extent change, which balances
@@ -99,7 +105,13 @@ def test_cropland_turned_forest_gives_a_positive_change_and_its_discount(world):
     ext = ext[ext.county_code == "000001"].set_index("ecosystem_type")
     crop = ext.loc[["cropland_paddy", "cropland_dry"], "net_change_ha"].sum()
     assert ext.loc["forest", "net_change_ha"] == pytest.approx(-crop) and ext.loc["forest", "net_change_ha"] > 0
-    assert (ext.opening_ha + ext.net_change_ha - ext.closing_ha).abs().max() < 1e-9
+    assert (ext.opening_ha + ext.additions_ha - ext.reductions_ha - ext.closing_ha).abs().max() < 1e-9
+    matrix = pd.read_parquet(cfg.output_dir / "assessments" / "2015-2020" / "extent_matrix.parquet")
+    moved = matrix[(matrix.county_code == "000001") & (matrix.from_type != matrix.to_type)]
+    # two cropland cells (paddy 0.75 / dry 0.25 of each) became forest, nothing else moved
+    assert set(zip(moved.from_type, moved.to_type)) == {("cropland_paddy", "forest"), ("cropland_dry", "forest")}
+    paddy = moved.set_index("from_type").loc["cropland_paddy", "area_ha"]
+    assert paddy == pytest.approx(0.75 * 2 * R2 / 1e4, rel=1e-9)
     # B did not change: ΔGEP 0, neutral, no discount
     b = summary.set_index("unit_id").loc["000002"]
     assert b.delta_gep_cny == 0 and b.impact_flag == "neutral" and b.discount_pp == 0
@@ -108,21 +120,58 @@ def test_cropland_turned_forest_gives_a_positive_change_and_its_discount(world):
                       encoding="utf-8-sig").set_index("unit_id")
     assert csv.loc["000001", "delta_gep_cny"] == pytest.approx(a.delta_gep_cny, rel=1e-15)
     assert csv.loc["000001", "discount_reasons"] == a.discount_reasons
-    assert {p.name for p in files} == {f"{d}.{x}" for d in ("loan_summary", "gep_change", "extent_change")
+    assert {p.name for p in files} == {f"{d}.{x}" for d in ("loan_summary", "gep_change", "extent_change", "extent_matrix")
                                        for x in ("parquet", "csv")}
 
 
 def test_no_change_and_constant_inputs_give_zero_and_no_discount(world):
     cfg = _two_years(world, afforest=False)
-    summary, _ = assess(cfg.output_dir, 2015, 2020, load_policy(EXAMPLE), str(EXAMPLE))
+    summary, _ = assess(cfg, 2015, 2020, load_policy(EXAMPLE), str(EXAMPLE))
     assert (summary.delta_gep_cny == 0).all() and (summary.discount_pp == 0).all()
     assert set(summary.impact_flag) == {"neutral"}
+
+
+def test_a_change_driven_by_other_inputs_earns_no_discount(world):
+    cfg = _two_years(world, afforest=False)
+    # more precipitation in 2020: the water conserved grows, the land cover does not change
+    from tiny_world import PRECIP_MM
+    import numpy as np
+    import rasterio
+    with rasterio.open(world.root / "precip_2020.tif", "r+") as ds:
+        ds.write(np.full(ds.shape, PRECIP_MM * 1.5, dtype=np.float32), 1)
+    runs.run(cfg, 2020)
+    summary, _ = assess(cfg, 2015, 2020, load_policy(EXAMPLE), str(EXAMPLE))
+    a = summary.set_index("unit_id").loc["000001"]
+    assert a.delta_gep_cny > 0 and a.delta_gep_extent_cny == pytest.approx(0, abs=1e-6)
+    assert a.delta_gep_other_cny == pytest.approx(a.delta_gep_cny)
+    assert a.discount_pp == 0 and "driven by other inputs than land-cover change" in a.discount_reasons
+    # a published year that no longer matches the inputs is refused
+    with rasterio.open(world.root / "precip_2020.tif", "r+") as ds:
+        ds.write(np.full(ds.shape, PRECIP_MM, dtype=np.float32), 1)
+    with pytest.raises(InputValidationError, match=r"the published 2020 does not come from the configuration's"):
+        assess(cfg, 2015, 2020, load_policy(EXAMPLE), str(EXAMPLE))
 
 
 def test_bad_years_are_refused_naming_the_fix(world):
     cfg = _two_years(world, afforest=False)
     with pytest.raises(InputValidationError, match=r"\[--baseline\]: baseline year 2020 is not before"):
-        assess(cfg.output_dir, 2020, 2015, load_policy(EXAMPLE), str(EXAMPLE))
+        assess(cfg, 2020, 2015, load_policy(EXAMPLE), str(EXAMPLE))
     with pytest.raises(InputValidationError, match=r"(?s)\[gep/year=2018\]: year 2018 is not accounted .* run `gep run "
                                                    r"--config FILE --year 2018` first"):
-        assess(cfg.output_dir, 2018, 2020, load_policy(EXAMPLE), str(EXAMPLE))
+        assess(cfg, 2018, 2020, load_policy(EXAMPLE), str(EXAMPLE))
+
+
+@pytest.mark.slow
+def test_the_assessment_flow_leaves_the_summary_and_the_files_as_artifacts(world):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.assessment import assessment_artifact_key, assessment_flow
+    cfg = _two_years(world, afforest=True)
+    records = assessment_flow(str(cfg.source_file), 2015, 2020)
+    assert {r["unit_id"] for r in records} == {"000001", "000002"}
+    key = assessment_artifact_key(2015, 2020)
+    with get_client(sync_client=True) as client:
+        found = {a.key: a for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key, f"{key}-files"])))}
+    assert found[key].type == "table" and "loan_summary.parquet" in found[f"{key}-files"].data
