@@ -187,6 +187,23 @@ def loan_summary(base: YearAccounts, now: YearAccounts, changes: pd.DataFrame, p
     return out.replace({np.nan: None}) if len(out) else out
 
 
+MAP_COLUMNS = ("unit_id", "unit_type", "unit_name", "baseline_year", "year", "gep_baseline_cny", "gep_cny",
+               "delta_gep_cny", "delta_gep_pct", "delta_gep_extent_cny", "impact_flag", "discount_pp",
+               "gep_per_km2_cny")
+
+
+def unit_geometries(cfg, summary: pd.DataFrame):
+    """The assessed units' polygons (the boundary file's, in its CRS) with their GEP and ΔGEP, to
+    map without a join."""
+    from gep import io
+    b = cfg.boundaries
+    counties, problems = io.read_boundaries(b.path, b.layer, b.code_field, b.name_field, b.encoding)
+    if problems:
+        raise InputValidationError(problems)
+    geo = counties[["county_code", "geometry"]].rename(columns={"county_code": "unit_id"})
+    return geo.merge(summary[list(MAP_COLUMNS)], on="unit_id", how="inner")
+
+
 def assess(cfg, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
     """Assess every county accounted in both years of the configuration's output directory and
     publish the assessment (``OUT/assessments/BASELINE-YEAR/``); returns the loan summary and the
@@ -244,8 +261,11 @@ def assess(cfg, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
         summary = loan_summary(years[baseline], years[year], changes, policy, policy_path,
                                {y: ", ".join(sorted(v)) for y, v in run_ids.items()},
                                json.dumps(runs.code_version(), sort_keys=True))
-        tables = {"loan_summary": summary, "gep_change": changes,
+        frames = {"loan_summary": summary, "gep_change": changes,
                   "extent_change": extent_change(years[baseline], years[year], matrix), "extent_matrix": matrix}
-        files = store.publish_assessment(f"{baseline}-{year}", {k: io.to_table(v, k, {"policy": policy_path})
-                                                                for k, v in tables.items()})
+        tables = {k: io.to_table(v, k, {"policy": policy_path}) for k, v in frames.items()}
+        units = unit_geometries(cfg, summary)
+        files = store.publish_assessment(f"{baseline}-{year}", tables, {
+            "assessment.xlsx": lambda path: io.write_excel(tables, path),
+            "units.parquet": lambda path: io.write_geoparquet(units, path)})
     return summary, files

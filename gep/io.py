@@ -278,3 +278,23 @@ def read_dataset(output_dir: Path | str, dataset: str) -> pd.DataFrame:
     keys = {c.name: c.type for c in vocabulary.DATASETS[dataset] if c.name in vocabulary.PARTITION_COLUMNS}
     part = pads.partitioning(pa.schema([(k, keys[k]) for k in vocabulary.PARTITION_COLUMNS]), flavor="hive")
     return pd.read_parquet(Path(output_dir) / dataset, partitioning=part)
+
+
+def write_excel(tables: dict[str, pa.Table], path: Path) -> None:
+    """One workbook, one sheet per table, the unit of every column in its header ("name [unit]"),
+    the header row frozen: it opens as it reads for a loan officer."""
+    with pd.ExcelWriter(path, engine="openpyxl") as xl:
+        for dataset, table in tables.items():
+            units = {c.name: c.unit for c in vocabulary.DATASETS[dataset]}
+            df = table.to_pandas()
+            df.columns = [f"{c} [{units[c]}]" if units.get(c) else c for c in df.columns]
+            df.to_excel(xl, sheet_name=dataset, index=False, freeze_panes=(1, 0))
+            sheet = xl.sheets[dataset]
+            for i, col in enumerate(df.columns, start=1):
+                width = min(60, max(len(str(col)), *(len(str(v)) for v in df.iloc[:50, i - 1])) + 2)
+                sheet.column_dimensions[sheet.cell(row=1, column=i).column_letter].width = width
+
+
+def write_geoparquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """GeoParquet 1.1 with a bbox covering column, readable by QGIS, GDAL and geopandas."""
+    gdf.to_parquet(path, schema_version="1.1.0", write_covering_bbox=True, compression="zstd")

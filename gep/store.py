@@ -26,7 +26,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,11 +237,13 @@ class OutputStore:
                    for d in vocabulary.DATA_DATASETS for c in county_codes)
 
     # ------------------------------------------------------------------ assessments
-    def publish_assessment(self, name: str, tables: dict[str, pa.Table]) -> list[Path]:
+    def publish_assessment(self, name: str, tables: dict[str, pa.Table],
+                           writers: dict[str, Callable[[Path], None]] | None = None) -> list[Path]:
         """Publish an assessment's tables (each as Parquet and as UTF-8 CSV with a BOM, which
-        spreadsheet programs read as UTF-8) under ``OUT/assessments/NAME/``: written into a new
-        folder beside the published one, then one atomic symlink swap (readers see the previous
-        assessment or the new one, never a mix); the previous folder is removed after."""
+        spreadsheet programs read as UTF-8), and the files ``writers`` write (file name -> writer),
+        under ``OUT/assessments/NAME/``: written into a new folder beside the published one, then one
+        atomic symlink swap (readers see the previous assessment or the new one, never a mix); the
+        previous folder is removed after."""
         base = self.root / ASSESSMENTS
         link = base / name
         folder = base / META / f"{name}-{os.getpid()}-{time.time_ns()}"
@@ -256,6 +258,11 @@ class OutputStore:
                     fh.flush()
                     os.fsync(fh.fileno())
                 written += [link / f"{dataset}.parquet", link / f"{dataset}.csv"]
+            for file_name, write in (writers or {}).items():
+                write(folder / file_name)
+                with open(folder / file_name, "rb") as fh:
+                    os.fsync(fh.fileno())
+                written.append(link / file_name)
             _fsync_dir(folder)
         except OSError as exc:
             shutil.rmtree(folder, ignore_errors=True)

@@ -121,7 +121,24 @@ def test_cropland_turned_forest_gives_a_positive_change_and_its_discount(world):
     assert csv.loc["000001", "delta_gep_cny"] == pytest.approx(a.delta_gep_cny, rel=1e-15)
     assert csv.loc["000001", "discount_reasons"] == a.discount_reasons
     assert {p.name for p in files} == {f"{d}.{x}" for d in ("loan_summary", "gep_change", "extent_change", "extent_matrix")
-                                       for x in ("parquet", "csv")}
+                                       for x in ("parquet", "csv")} | {"assessment.xlsx", "units.parquet"}
+    # the Excel workbook reads back with the same numbers, the units in the header
+    folder = cfg.output_dir / "assessments" / "2015-2020"
+    xl = pd.read_excel(folder / "assessment.xlsx", sheet_name=None, dtype={"unit_id": str})
+    assert set(xl) == {"loan_summary", "gep_change", "extent_change", "extent_matrix"}
+    sheet = xl["loan_summary"].set_index("unit_id")
+    assert sheet.loc["000001", "delta_gep_cny [CNY]"] == pytest.approx(a.delta_gep_cny, rel=1e-15)
+    assert sheet.loc["000001", "discount_pp [percentage points]"] == a.discount_pp
+    assert len(xl["gep_change"]) == len(changes)
+    # GeoParquet 1.1 with a bbox covering: the counties with their GEP and ΔGEP, no join needed
+    import json
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+    geo = json.loads(pq.read_schema(folder / "units.parquet").metadata[b"geo"])
+    assert geo["version"] == "1.1.0" and "covering" in geo["columns"]["geometry"]
+    units = gpd.read_parquet(folder / "units.parquet").set_index("unit_id")
+    assert units.crs.to_epsg() == 4326 and units.loc["000001", "delta_gep_cny"] == pytest.approx(a.delta_gep_cny)
+    assert units.loc["000001"].geometry.equals_exact(world.geometries[0], 1e-9)
 
 
 def test_no_change_and_constant_inputs_give_zero_and_no_discount(world):
