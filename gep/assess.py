@@ -201,7 +201,11 @@ def unit_geometries(cfg, summary: pd.DataFrame):
     if problems:
         raise InputValidationError(problems)
     geo = counties[["county_code", "geometry"]].rename(columns={"county_code": "unit_id"})
-    return geo.merge(summary[list(MAP_COLUMNS)], on="unit_id", how="inner")
+    values = summary[list(MAP_COLUMNS)].copy()
+    for c in ("gep_baseline_cny", "gep_cny", "delta_gep_cny", "delta_gep_pct", "delta_gep_extent_cny", "discount_pp",
+              "gep_per_km2_cny"):
+        values[c] = pd.to_numeric(values[c]).astype("float64")  # None (a null) -> NaN, typed columns
+    return geo.merge(values, on="unit_id", how="inner")
 
 
 def assess(cfg, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
@@ -210,7 +214,7 @@ def assess(cfg, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
     files written."""
     import json
 
-    from gep import io, pipeline, runs, transitions
+    from gep import io, pipeline, report, runs, transitions
     from gep.store import OutputStore, holder_info
 
     store = OutputStore(cfg.output_dir)
@@ -265,7 +269,16 @@ def assess(cfg, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
                   "extent_change": extent_change(years[baseline], years[year], matrix), "extent_matrix": matrix}
         tables = {k: io.to_table(v, k, {"policy": policy_path}) for k, v in frames.items()}
         units = unit_geometries(cfg, summary)
+        meta = {"run": cfg.title, "policy": f"{policy_path}: {policy.title}",
+                "indicator set": str(summary.indicator_set.iloc[0]) if len(summary) else "",
+                "prices": f"constant {cfg.constant_price_year} prices (one price vector for both years)",
+                "attribution": f"land-cover change = {baseline} recomputed on the {year} land cover, minus {baseline}; "
+                               "other = the rest",
+                "runs": "; ".join(f"{y}: {', '.join(sorted(v))}" for y, v in sorted(run_ids.items())),
+                "gep": runs.code_version()["gep"]}
+        page = report.render(summary, changes, matrix, units, {"title": cfg.title, **meta})
         files = store.publish_assessment(f"{baseline}-{year}", tables, {
             "assessment.xlsx": lambda path: io.write_excel(tables, path),
-            "units.parquet": lambda path: io.write_geoparquet(units, path)})
+            "units.parquet": lambda path: io.write_geoparquet(units, path),
+            "report.html": lambda path: io.write_text(page, path)})
     return summary, files

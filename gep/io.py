@@ -298,3 +298,8 @@ def write_excel(tables: dict[str, pa.Table], path: Path) -> None:
 def write_geoparquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
     """GeoParquet 1.1 with a bbox covering column, readable by QGIS, GDAL and geopandas."""
     gdf.to_parquet(path, schema_version="1.1.0", write_covering_bbox=True, compression="zstd")
+
+
+def write_text(text: str, path: Path) -> None:
+    """A UTF-8 text file (the assessment's HTML report)."""
+    path.write_text(text, encoding="utf-8")

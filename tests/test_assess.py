@@ -121,7 +121,7 @@ def test_cropland_turned_forest_gives_a_positive_change_and_its_discount(world):
     assert csv.loc["000001", "delta_gep_cny"] == pytest.approx(a.delta_gep_cny, rel=1e-15)
     assert csv.loc["000001", "discount_reasons"] == a.discount_reasons
     assert {p.name for p in files} == {f"{d}.{x}" for d in ("loan_summary", "gep_change", "extent_change", "extent_matrix")
-                                       for x in ("parquet", "csv")} | {"assessment.xlsx", "units.parquet"}
+                                       for x in ("parquet", "csv")} | {"assessment.xlsx", "units.parquet", "report.html"}
     # the Excel workbook reads back with the same numbers, the units in the header
     folder = cfg.output_dir / "assessments" / "2015-2020"
     xl = pd.read_excel(folder / "assessment.xlsx", sheet_name=None, dtype={"unit_id": str})
@@ -139,6 +139,21 @@ def test_cropland_turned_forest_gives_a_positive_change_and_its_discount(world):
     units = gpd.read_parquet(folder / "units.parquet").set_index("unit_id")
     assert units.crs.to_epsg() == 4326 and units.loc["000001", "delta_gep_cny"] == pytest.approx(a.delta_gep_cny)
     assert units.loc["000001"].geometry.equals_exact(world.geometries[0], 1e-9)
+    # the report: titles, the summary, and figures that are not blank
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    for needle in ("GEP assessment 2015 → 2020", "Maps", "ΔGEP by service", "Loan summary",
+                   "Ecosystem extent change matrix", "Inputs and method choices", a.discount_tier):
+        assert needle in page
+    import base64
+    import io as _io
+    import re as _re
+    import numpy as np
+    from PIL import Image
+    images = _re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(images) == 3
+    for data in images:
+        pixels = np.asarray(Image.open(_io.BytesIO(base64.b64decode(data))).convert("L"), dtype=float)
+        assert pixels.std() > 10  # drawn, not a blank canvas
 
 
 def test_no_change_and_constant_inputs_give_zero_and_no_discount(world):
