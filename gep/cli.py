@@ -103,7 +103,7 @@ def cmd_assess(args) -> int:
     policy = load_policy(Path(policy_path))
     summary, files = assess(cfg, args.baseline, args.year, policy, str(policy_path))
     print(f"Assessment {args.baseline} -> {args.year} under {policy_path} ({policy.title}):")
-    print(f"  {len(files)} files under {files[0].parent}/ (loan_summary, gep_change, extent_change, extent_matrix; .parquet and .csv)")
+    print(f"  {len(files)} files under {files[0].parent}/ (the tables as .parquet and .csv, assessment.xlsx, units.parquet, report.html)")
     show = summary.assign(gep_baseline_yi_cny=summary.gep_baseline_cny / 1e8, gep_yi_cny=summary.gep_cny / 1e8,
                           delta_gep_yi_cny=summary.delta_gep_cny / 1e8)[
         ["unit_id", "unit_name", "gep_baseline_yi_cny", "gep_yi_cny", "delta_gep_yi_cny", "delta_gep_pct",

@@ -207,3 +207,15 @@ def test_the_assessment_flow_leaves_the_summary_and_the_files_as_artifacts(world
         found = {a.key: a for a in client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key, f"{key}-files"])))}
     assert found[key].type == "table" and "loan_summary.parquet" in found[f"{key}-files"].data
+
+
+def test_the_command_line_assesses_and_refuses_a_bad_policy(world, capsys, tmp_path):
+    from gep.cli import main
+    cfg = _two_years(world, afforest=True)
+    assert main(["assess", "--config", str(cfg.source_file), "--baseline", "2015", "--year", "2020"]) == 0
+    out = capsys.readouterr().out
+    assert "11 files under" in out and "report.html" in out and "000001" in out
+    (tmp_path / "bad.toml").write_text('title = "x"\ncap_pp = 2.0\n')
+    assert main(["assess", "--config", str(cfg.source_file), "--baseline", "2015", "--year", "2020",
+                 "--policy", str(tmp_path / "bad.toml")]) == 2
+    assert "give either [[tiers]] or flat_pp" in capsys.readouterr().err
