@@ -12,10 +12,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from gep.assess import assess
-from gep.config import REPO_CONFIGS, load_run_config
-from gep.policy import load_policy
-
-DEFAULT_POLICY = REPO_CONFIGS / "loan_policy_example.toml"
+from gep.config import load_run_config
+from gep.policy import DEFAULT_POLICY, load_policy
 
 
 def assessment_artifact_key(baseline: int, year: int) -> str:

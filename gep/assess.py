@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from gep import vocabulary
 from gep.errors import InputProblem, InputValidationError
+from gep.growth import COMPARABLE
 from gep.policy import LoanPolicy, discount
 
 KEY = ["county_code", "service", "indicator", "ecosystem_type"]
@@ -55,8 +55,7 @@ def check_years(published: dict[str, pd.DataFrame], baseline: int, year: int, wh
     if only:
         problems.append(InputProblem(where, "county_code", f"counties {', '.join(only)} are accounted in only one of "
                                      f"{baseline} and {year}", "run both years for every county"))
-    for col, what in (("indicator_set", "indicator set"), ("indicator_set_changes", "changes to the set"),
-                      ("constant_price_year", "constant price year")):
+    for col, what in COMPARABLE:
         values = sorted({str(v) for v in pd.concat([b[col], y_[col]])})
         if len(values) > 1:
             problems.append(InputProblem(where, f"gep.{col}", f"{baseline} and {year} were accounted with another "
@@ -183,8 +182,7 @@ def loan_summary(base: YearAccounts, now: YearAccounts, changes: pd.DataFrame, p
             "run_ids": f"{base.year}: {run_ids.get(base.year, '')}; {now.year}: {run_ids.get(now.year, '')}",
             "code_version": code_version,
         })
-    out = pd.DataFrame(rows, columns=vocabulary.names("loan_summary"))
-    return out.replace({np.nan: None}) if len(out) else out
+    return pd.DataFrame(rows, columns=vocabulary.names("loan_summary"))
 
 
 MAP_COLUMNS = ("unit_id", "unit_type", "unit_name", "baseline_year", "year", "gep_baseline_cny", "gep_cny",
@@ -257,11 +255,9 @@ def assess(cfg, baseline: int, year: int, policy: LoanPolicy, policy_path: str):
             prepared.close()
         cf = cf[(cf.method == "functional") & (cf.status == "accounted")]
         changes = service_change(years[baseline], years[year], cf)
-        run_ids = {}
-        for rel, entry in store.manifest()["partitions"].items():
-            if rel.startswith("gep/"):
-                y = int(rel.split("/")[1].removeprefix("year="))
-                run_ids.setdefault(y, set()).add(entry.get("run_id", ""))
+        run_ids: dict[int, set[str]] = {}
+        for y, _, entry in store.published_partitions("gep"):
+            run_ids.setdefault(y, set()).add(entry.get("run_id", ""))
         summary = loan_summary(years[baseline], years[year], changes, policy, policy_path,
                                {y: ", ".join(sorted(v)) for y, v in run_ids.items()},
                                json.dumps(runs.code_version(), sort_keys=True))

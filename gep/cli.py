@@ -96,10 +96,10 @@ def _compute(compute, args):
 def cmd_assess(args) -> int:
     import pandas as pd
     from gep.assess import assess
-    from gep.config import REPO_CONFIGS, load_run_config
-    from gep.policy import load_policy
+    from gep.config import load_run_config
+    from gep.policy import DEFAULT_POLICY, load_policy
     cfg = load_run_config(args.config, output_dir=args.output)
-    policy_path = args.policy or REPO_CONFIGS / "loan_policy_example.toml"
+    policy_path = args.policy or DEFAULT_POLICY
     policy = load_policy(Path(policy_path))
     summary, files = assess(cfg, args.baseline, args.year, policy, str(policy_path))
     print(f"Assessment {args.baseline} -> {args.year} under {policy_path} ({policy.title}):")

@@ -29,9 +29,9 @@ def equivalent_factor_rows(ident: dict, ref: ReferenceData, spec: EquivalentFact
                            year: int, constant_year: int, basis: str) -> list[dict]:
     """One row per ecosystem type × service with a non-zero equivalent, in the services layout."""
     run_year = year if basis == "current" else constant_year
-    e_run, std = standard_equivalent(ref, spec, run_year)
-    e_current, _ = standard_equivalent(ref, spec, year)
-    e_constant, _ = standard_equivalent(ref, spec, constant_year)
+    current, constant = standard_equivalent(ref, spec, year), standard_equivalent(ref, spec, constant_year)
+    (e_current, _), (e_constant, _) = current, constant
+    e_run, std = current if basis == "current" else constant
     rf = spec.regional_factor
     rows = []
     for t, area in sorted(type_area_ha.items()):

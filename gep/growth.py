@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+# gep columns two years must share to be compared (growth, ΔGEP): one price vector, one set of services
+COMPARABLE = (("indicator_set", "indicator set"), ("indicator_set_changes", "changes to the set"),
+              ("constant_price_year", "constant price year"))
 GROWTH_COLUMNS = ("growth_base_year", "gdp_growth_pct", "gep_growth_current_pct", "gep_growth_constant_pct",
                   "conversion_ratio_change_pp", "growth_note")
 
@@ -32,8 +35,7 @@ def growth(row: Mapping, base: Mapping | None) -> dict:
     none = dict.fromkeys(GROWTH_COLUMNS[:-1])
     if base is None:
         return none | {"growth_note": "no earlier year of the county published in the output directory"}
-    for key, what in (("indicator_set", "indicator set"), ("indicator_set_changes", "changes to the set"),
-                      ("constant_price_year", "constant price year")):
+    for key, what in COMPARABLE:
         if base.get(key) != row.get(key):
             return none | {"growth_note": f"base year {int(base['year'])} has another {what} ({base.get(key)!r}, "
                                           f"this year {row.get(key)!r}): re-run it with this configuration"}

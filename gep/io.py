@@ -13,6 +13,7 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pyogrio
 import rasterio
 from rasterio.errors import RasterioIOError
@@ -20,6 +21,7 @@ from shapely.validation import explain_validity
 
 from gep import vocabulary
 from gep.errors import InputProblem
+from gep.store import partition_path
 
 # --------------------------------------------------------------------------- reading
 def read_boundaries(path: Path, layer: str | None, code_field: str, name_field: str, encoding: str | None = None
@@ -271,6 +273,11 @@ def to_table(df: pd.DataFrame, dataset: str, metadata: dict[str, str]) -> pa.Tab
     meta = {b"gep:dataset": dataset.encode(), b"gep:units": json.dumps(units).encode(),
             **{f"gep:{k}".encode(): v.encode() for k, v in metadata.items()}}
     return table.replace_schema_metadata(meta)
+
+
+def read_partition(output_dir: Path | str, dataset: str, year: int, county_code: str) -> pa.Table:
+    """One published partition of an output dataset (county and year)."""
+    return pq.read_table(Path(output_dir) / partition_path(dataset, year, county_code))
 
 
 def read_dataset(output_dir: Path | str, dataset: str) -> pd.DataFrame:

@@ -48,7 +48,6 @@ class PreparedRun:
 
     cfg: RunConfig
     year: int
-    price_year: int
     ref: ReferenceData
     scheme: LandCoverScheme
     counties: gpd.GeoDataFrame            # county_code, county_name, geometry in the land-cover CRS
@@ -108,7 +107,6 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
     """
     cfg_file = str(cfg.source_file or "run configuration")
     year = cfg.resolve_year(year)
-    price_year = cfg.price_year_for(year)
     ref = load_reference_data(cfg)
     problems: list[InputProblem] = []
 
@@ -176,7 +174,7 @@ def prepare(cfg: RunConfig, year: int | None = None, county: str | None = None, 
         pools, found = _load_carbon_pools(cfg, scheme)
         problems += found
 
-        prepared = PreparedRun(cfg, year, price_year, ref, scheme, counties, landcover, aux, statistics, services,
+        prepared = PreparedRun(cfg, year, ref, scheme, counties, landcover, aux, statistics, services,
                                coverage, areas, means, tables, vectors, pools, selection, sources)
         if problems:
             # The run fails anyway: check the land-cover codes now so every problem is reported at

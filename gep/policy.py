@@ -16,7 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gep.config import REPO_CONFIGS
 from gep.errors import InputProblem, InputValidationError, fail
+
+DEFAULT_POLICY = REPO_CONFIGS / "loan_policy_example.toml"  # an EXAMPLE, not any bank's schedule
 
 
 class _Strict(BaseModel):

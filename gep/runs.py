@@ -22,13 +22,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from gep import io, pipeline
 from gep.config import RunConfig
 from gep.errors import InputValidationError
 from gep.growth import growth
-from gep.store import OutputStore, holder_info, partition_path
+from gep.store import OutputStore, holder_info
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -170,11 +169,7 @@ class RecordedRun:
     def _growth_bases(self) -> dict[str, tuple[int, str]]:
         """Per county: the latest earlier year with a published gep partition, and its input key."""
         found: dict[str, tuple[int, str]] = {}
-        for rel, entry in self.store.manifest()["partitions"].items():
-            parts = rel.split("/")
-            if parts[0] != "gep":
-                continue
-            year, code = int(parts[1].removeprefix("year=")), parts[2].removeprefix("county_code=")
+        for year, code, entry in self.store.published_partitions("gep"):
             if year < self.year and year > found.get(code, (0, ""))[0]:
                 found[code] = (year, str(entry.get("input_key")))
         codes = set(self.county_codes())
@@ -187,7 +182,7 @@ class RecordedRun:
             base_year = self.growth_bases.get(row["county_code"], (None, ""))[0]
             base = None
             if base_year is not None:
-                published = pq.read_table(self.store.root / partition_path("gep", base_year, row["county_code"]))
+                published = io.read_partition(self.store.root, "gep", base_year, row["county_code"])
                 base = published.to_pylist()[0] | {"year": base_year}
                 if "gep_constant_cny" not in base:  # written by a gep before constant prices
                     base = {"year": base_year, "indicator_set": None}

@@ -138,6 +138,16 @@ class OutputStore:
             return {"run_id": None, "partitions": {}}
         return json.loads((cur / MANIFEST).read_text(encoding="utf-8"))
 
+    def published_partitions(self, dataset: str) -> list[tuple[int, str, dict]]:
+        """(year, county code, manifest entry: run_id, input_key, rows) of each published partition
+        of a dataset."""
+        out = []
+        for rel, entry in self.manifest()["partitions"].items():
+            name, year, county = rel.split("/")[:3]
+            if name == dataset:
+                out.append((int(year.removeprefix("year=")), county.removeprefix("county_code="), entry))
+        return out
+
     def _published_files(self) -> dict[str, Path]:
         """Every published partition file by its relative path (from the current version, or from
         the plain folders an earlier gep wrote)."""

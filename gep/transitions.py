@@ -110,7 +110,7 @@ def extent_matrix(prepared, path_from: Path, path_to: Path, shares_from: dict, s
     finally:
         target.unlink(missing_ok=True)
     rows = []
-    names = {c.county_code: c.county_name for c in prepared.jobs()}
+    names = dict(zip(prepared.counties["county_code"], prepared.counties["county_name"]))
     for county, tally in merged.items():
         cells: dict[tuple[str, str], float] = {}
         for pair in np.flatnonzero(tally.class_pixels[1:(n + 1) ** 2 + 1] > 0) + 1:

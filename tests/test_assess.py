@@ -7,16 +7,16 @@ import pytest
 
 from gep import runs
 from gep.assess import assess
-from gep.config import REPO_CONFIGS, load_run_config
+from gep.config import load_run_config
 from gep.errors import InputValidationError
-from gep.policy import LoanPolicy, discount, load_policy
+from gep.policy import DEFAULT_POLICY, LoanPolicy, discount, load_policy
 
 from test_area import SPHERE_ROWS_M2
 from tiny_world import LANDCOVER, write_raster
 
 R2 = SPHERE_ROWS_M2[2]
 
-EXAMPLE = REPO_CONFIGS / "loan_policy_example.toml"
+EXAMPLE = DEFAULT_POLICY
 
 
 def _policy(**change) -> LoanPolicy:
